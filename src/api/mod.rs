@@ -1,0 +1,13 @@
+//! The `keys.dataminer.services/v1alpha1` API: types only, no logic beyond small accessors.
+
+mod spec;
+mod status;
+
+pub use spec::*;
+pub use status::*;
+
+/// The CustomResourceDefinition as committed in `crds/` (what `crdgen` prints).
+pub fn crd_yaml() -> String {
+    use kube::CustomResourceExt;
+    serde_yaml::to_string(&DataMinerKeySet::crd()).expect("the CRD serializes to YAML")
+}

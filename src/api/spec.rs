@@ -1,0 +1,284 @@
+//! `DataMinerKeySet` spec: what a user writes, with the admission rules (CEL) beside the fields
+//! they guard. Every rule's message says what to type instead.
+
+use std::collections::BTreeMap;
+
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+use super::status::DataMinerKeySetStatus;
+
+/// Default name of the Secret: `<metadata.name>` + this suffix.
+pub const DEFAULT_SECRET_SUFFIX: &str = "-keys";
+pub const DEFAULT_PRIMARY_KEY_NAME: &str = "primaryKey";
+pub const DEFAULT_SECONDARY_KEY_NAME: &str = "secondaryKey";
+
+/// A DataMiner key set: a label, a primary and a secondary key, scoped to an organization or
+/// to one DataMiner System. The operator keeps both keys in a Secret; `spec.regenerate` and
+/// `spec.revoke`, confirmed by repeating the label, rotate or destroy them.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "keys.dataminer.services",
+    version = "v1alpha1",
+    kind = "DataMinerKeySet",
+    plural = "dataminerkeysets",
+    namespaced,
+    shortname = "dmks",
+    shortname = "keyset",
+    category = "dataminer",
+    status = "DataMinerKeySetStatus",
+    derive = "PartialEq",
+    doc = "A DataMiner key set (label, primary and secondary key) reconciled into a Secret.",
+    printcolumn(name = "Label", type_ = "string", json_path = ".spec.label"),
+    printcolumn(name = "Scope", type_ = "string", json_path = ".status.scope"),
+    printcolumn(name = "Target", type_ = "string", json_path = ".status.target"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(name = "Primary rev", type_ = "integer", json_path = ".status.primary.revision"),
+    printcolumn(
+        name = "Secondary rev",
+        type_ = "integer",
+        json_path = ".status.secondary.revision"
+    ),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    validation = Rule::new(
+        "(has(self.spec.secret) && has(self.spec.secret.name) ? self.spec.secret.name : self.metadata.name + '-keys') == (has(oldSelf.spec.secret) && has(oldSelf.spec.secret.name) ? oldSelf.spec.secret.name : oldSelf.metadata.name + '-keys')"
+    )
+    .message("spec.secret.name is immutable: the Secret name is fixed when the key set is created; keep the previous value (or leave it unset if it was unset)")
+    .field_path(".spec.secret.name"),
+)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new(
+        "!has(self.scope.organization) || (has(self.permissions) && size(self.permissions) > 0)"
+    )
+    .message("an organization key set needs at least one permission: set spec.permissions, for example [RegisterCatalogItems]")
+    .field_path(".permissions"),
+    validation = Rule::new(
+        "!has(self.scope.system) || !has(self.permissions) || size(self.permissions) == 0"
+    )
+    .message("a system key set takes no permissions (they exist only for organization keys): remove spec.permissions")
+    .field_path(".permissions"),
+    validation = Rule::new(
+        "!has(self.regenerate) || !has(self.regenerate.primary) || self.regenerate.primary.confirmLabel == self.label"
+    )
+    .message(Message::Expression(
+        "'spec.regenerate.primary.confirmLabel must repeat the label exactly to confirm: set it to \"' + self.label + '\"'".into()
+    ))
+    .field_path(".regenerate.primary.confirmLabel"),
+    validation = Rule::new(
+        "!has(self.regenerate) || !has(self.regenerate.secondary) || self.regenerate.secondary.confirmLabel == self.label"
+    )
+    .message(Message::Expression(
+        "'spec.regenerate.secondary.confirmLabel must repeat the label exactly to confirm: set it to \"' + self.label + '\"'".into()
+    ))
+    .field_path(".regenerate.secondary.confirmLabel"),
+    validation = Rule::new("!has(self.revoke) || self.revoke.confirmLabel == self.label")
+        .message(Message::Expression(
+            "'spec.revoke.confirmLabel must repeat the label exactly to confirm: set it to \"' + self.label + '\"'".into()
+        ))
+        .field_path(".revoke.confirmLabel"),
+    validation = Rule::new("!has(oldSelf.revoke) || has(self.revoke)")
+        .message("spec.revoke cannot be removed: revocation is final; create a new DataMinerKeySet to get new keys")
+        .field_path(".revoke"),
+    validation = Rule::new(
+        "self.label == oldSelf.label || ((has(self.regenerate) && has(self.regenerate.primary) ? self.regenerate.primary.revision : 0) <= (has(oldSelf.regenerate) && has(oldSelf.regenerate.primary) ? oldSelf.regenerate.primary.revision : 0) && (has(self.regenerate) && has(self.regenerate.secondary) ? self.regenerate.secondary.revision : 0) <= (has(oldSelf.regenerate) && has(oldSelf.regenerate.secondary) ? oldSelf.regenerate.secondary.revision : 0) && (!has(self.revoke) || has(oldSelf.revoke)))"
+    )
+    .message("spec.label cannot change in the same update that adds or raises a regenerate or revoke request: apply the new label first, then the request")
+    .field_path(".label"),
+)]
+pub struct DataMinerKeySetSpec {
+    /// Human-readable name of the key set; also the phrase to type in `confirmLabel` to
+    /// regenerate or revoke. 1 to 100 characters, no leading or trailing whitespace.
+    #[schemars(length(min = 1, max = 100))]
+    #[x_kube(
+        validation = Rule::new(r"!self.matches('^\\s') && !self.matches('\\s$')")
+            .message("spec.label must not start or end with whitespace: remove the surrounding spaces")
+    )]
+    pub label: String,
+
+    /// Where the keys are valid: exactly one of `organization` or `system`. Immutable.
+    pub scope: Scope,
+
+    /// What an organization key may do (at least one, no duplicates). Must be empty for system
+    /// keys.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    #[x_kube(merge_strategy = ListMerge::Set)]
+    pub permissions: Vec<Permission>,
+
+    /// How new keys are encoded. Applies to keys generated from then on.
+    #[serde(default)]
+    pub key_format: KeyFormat,
+
+    /// Where and how the keys are stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<SecretSpec>,
+
+    /// Rotation requests: raise a slot's `revision` (and repeat the label in `confirmLabel`) to
+    /// get a new key in that slot, exactly once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regenerate: Option<RegenerateSpec>,
+
+    /// Revocation: when present (with the label repeated in `confirmLabel`) both keys are
+    /// destroyed and never generated again for this object. Cannot be removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoke: Option<RevokeSpec>,
+}
+
+/// Exactly one of `organization` or `system`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("has(self.organization) != has(self.system)")
+        .message("spec.scope needs exactly one of organization: {name: ...} or system: {name: ...}"),
+    validation = Rule::new("self == oldSelf")
+        .message("spec.scope is immutable: to use another organization or system, create a new DataMinerKeySet"),
+)]
+pub struct Scope {
+    /// Organization keys (register Catalog items, add DataMiner nodes, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organization: Option<OrganizationScope>,
+    /// System keys: deploy Automation scripts and packages to one DataMiner System.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system: Option<SystemScope>,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct OrganizationScope {
+    /// Organization name on dataminer.services.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SystemScope {
+    /// DataMiner System name.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Organization the system belongs to, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub organization: Option<String>,
+}
+
+/// Documented permissions of organization keys.
+#[derive(
+    schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord,
+)]
+pub enum Permission {
+    RegisterCatalogItems,
+    /// "Add DataMiner nodes", later renamed "Add DataMiner System".
+    AddDataMinerNodes,
+    UpdateCatalogPublishingState,
+    DeployCatalogItemVersion,
+    DownloadCatalogVersions,
+    ReadCatalogItems,
+    RetrieveUsageData,
+}
+
+impl Permission {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Permission::RegisterCatalogItems => "RegisterCatalogItems",
+            Permission::AddDataMinerNodes => "AddDataMinerNodes",
+            Permission::UpdateCatalogPublishingState => "UpdateCatalogPublishingState",
+            Permission::DeployCatalogItemVersion => "DeployCatalogItemVersion",
+            Permission::DownloadCatalogVersions => "DownloadCatalogVersions",
+            Permission::ReadCatalogItems => "ReadCatalogItems",
+            Permission::RetrieveUsageData => "RetrieveUsageData",
+        }
+    }
+}
+
+/// Encoding of generated keys.
+#[derive(
+    schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default,
+)]
+pub enum KeyFormat {
+    /// 16 random bytes as 32 lowercase hex characters (128 bits), as dataminer.services issues.
+    #[default]
+    Hex32,
+    /// 32 random bytes as 43 unpadded base64url characters (256 bits).
+    Base64Url256,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new(
+        "(has(self.primaryKeyName) ? self.primaryKeyName : 'primaryKey') != (has(self.secondaryKeyName) ? self.secondaryKeyName : 'secondaryKey')"
+    )
+    .message("spec.secret.primaryKeyName and spec.secret.secondaryKeyName must differ: pick two names")
+)]
+pub struct SecretSpec {
+    /// Secret name; defaults to `<metadata.name>-keys`. Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    #[x_kube(
+        validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$')")
+            .message("spec.secret.name must be a valid Secret name: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit")
+    )]
+    pub name: Option<String>,
+    /// Data key of the primary key in the Secret (default `primaryKey`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    #[x_kube(
+        validation = Rule::new("self.matches('^[-._a-zA-Z0-9]+$')")
+            .message("spec.secret.primaryKeyName must be a valid Secret data key: letters, digits, '-', '_' and '.'")
+    )]
+    pub primary_key_name: Option<String>,
+    /// Data key of the secondary key in the Secret (default `secondaryKey`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    #[x_kube(
+        validation = Rule::new("self.matches('^[-._a-zA-Z0-9]+$')")
+            .message("spec.secret.secondaryKeyName must be a valid Secret data key: letters, digits, '-', '_' and '.'")
+    )]
+    pub secondary_key_name: Option<String>,
+    /// Extra labels for the Secret; the operator's own labels win on conflict.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Extra annotations for the Secret; the operator's own annotations win on conflict.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RegenerateSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary: Option<RegenerateRequest>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secondary: Option<RegenerateRequest>,
+}
+
+/// Ask for a key slot to be at `revision`. Raising it by any amount regenerates the key once.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("self.revision >= oldSelf.revision")
+        .message("a regenerate revision cannot decrease: keep the current value, or raise it to request a new key")
+        .field_path(".revision")
+)]
+pub struct RegenerateRequest {
+    /// The revision this key should be at (the key set starts at 1).
+    #[schemars(range(min = 1, max = 1_000_000_000))]
+    pub revision: i64,
+    /// Must equal `spec.label` exactly: the typed confirmation.
+    #[schemars(length(max = 100))]
+    pub confirm_label: String,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RevokeSpec {
+    /// Must equal `spec.label` exactly: the typed confirmation.
+    #[schemars(length(max = 100))]
+    pub confirm_label: String,
+}

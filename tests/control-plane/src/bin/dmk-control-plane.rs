@@ -1,0 +1,103 @@
+//! Dev launcher behind `make run`: starts the local control plane, installs the CRDs, prints
+//! the `export KUBECONFIG=...` line, then runs the given command against it (or waits) until
+//! Ctrl-C / SIGTERM, and stops everything.
+//!
+//! Usage: dmk-control-plane [--state-dir DIR] [--crds DIR] [--no-controller-manager] [-- CMD ARGS...]
+
+use dmk_control_plane::{ControlPlane, Options};
+use std::{path::PathBuf, process::ExitCode};
+use tokio::signal::unix::{SignalKind, signal};
+
+const USAGE: &str = "usage: dmk-control-plane [--state-dir DIR] [--crds DIR] [--no-controller-manager] [-- CMD ARGS...]";
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let mut opts = Options::default();
+    let mut command: Vec<String> = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--state-dir" => opts.state_dir = args.next().map(PathBuf::from),
+            "--crds" => opts.crd_dir = args.next().map(PathBuf::from),
+            "--no-controller-manager" => opts.without_controller_manager = true,
+            "--" => {
+                command = args.by_ref().collect();
+            }
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
+            other => {
+                eprintln!("unknown argument {other:?}\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+
+    eprintln!("[control-plane] starting etcd, kube-apiserver and kube-controller-manager ...");
+    let cp = match ControlPlane::start(&opts).await {
+        Ok(cp) => cp,
+        Err(e) => {
+            eprintln!("[control-plane] failed to start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let kubeconfig = cp
+        .kubeconfig_path()
+        .expect("local control plane")
+        .to_path_buf();
+    let bin = cp
+        .bin_dir()
+        .expect("local control plane")
+        .display()
+        .to_string();
+    eprintln!("[control-plane] ready. In another shell:");
+    println!("export KUBECONFIG={}", kubeconfig.display());
+    println!("export PATH={bin}:$PATH   # the pinned kubectl");
+    if opts.crd_dir.is_some() {
+        eprintln!("[control-plane] CRDs installed; try: kubectl apply -f examples/");
+    }
+
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let code = if command.is_empty() {
+        eprintln!("[control-plane] press Ctrl-C to stop");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = term.recv() => {},
+        }
+        ExitCode::SUCCESS
+    } else {
+        let mut child = match tokio::process::Command::new(&command[0])
+            .args(&command[1..])
+            .env("KUBECONFIG", &kubeconfig)
+            .spawn()
+        {
+            Ok(child) => child,
+            Err(e) => {
+                eprintln!("[control-plane] cannot run {:?}: {e}", command[0]);
+                cp.stop();
+                return ExitCode::FAILURE;
+            }
+        };
+        tokio::select! {
+            status = child.wait() => match status {
+                Ok(s) if s.success() => ExitCode::SUCCESS,
+                _ => ExitCode::FAILURE,
+            },
+            // Ctrl-C reaches the whole foreground process group, the command included;
+            // wait for it to finish its own shutdown before the API server goes away.
+            _ = tokio::signal::ctrl_c() => { let _ = child.wait().await; ExitCode::SUCCESS },
+            _ = term.recv() => {
+                if let Some(pid) = child.id() {
+                    // SAFETY: plain syscall on our own child.
+                    unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+                }
+                let _ = child.wait().await;
+                ExitCode::SUCCESS
+            },
+        }
+    };
+    eprintln!("[control-plane] stopping");
+    cp.stop();
+    code
+}

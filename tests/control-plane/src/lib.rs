@@ -1,0 +1,531 @@
+//! A real Kubernetes control plane for tests and local runs.
+//!
+//! [`ControlPlane::start`] runs etcd, kube-apiserver (RBAC on) and, unless disabled,
+//! kube-controller-manager (garbage collector, namespace and ClusterRole aggregation
+//! controllers) on free loopback ports, from the binaries that `build.sh` builds and caches.
+//! [`ControlPlane::from_env`] does the same, or attaches to the cluster in `KUBECONFIG` when
+//! `DMK_TEST_CLUSTER=kubeconfig`, so one integration suite runs on both.
+//! [`shared`] hands every test of one test binary the same control plane.
+
+mod certs;
+mod process;
+
+use k8s_openapi::{
+    api::core::v1::Namespace,
+    apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+};
+use kube::{
+    Client, Config,
+    api::{Api, ObjectMeta, Patch, PatchParams, PostParams},
+    config::{KubeConfigOptions, Kubeconfig},
+};
+use std::{
+    fs,
+    net::TcpListener,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+/// Environment variable that selects the cluster for the integration tests:
+/// unset or `local` starts a control plane, `kubeconfig` uses the cluster in `KUBECONFIG`.
+pub const CLUSTER_ENV: &str = "DMK_TEST_CLUSTER";
+/// Environment variable naming a directory that already holds the binaries (skips `build.sh`).
+pub const BIN_DIR_ENV: &str = "DMK_CONTROL_PLANE_BIN";
+/// Field manager used for everything the harness applies.
+pub const FIELD_MANAGER: &str = "dmk-control-plane";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("generating the {what} certificate: {source}")]
+    Certificate {
+        what: &'static str,
+        #[source]
+        source: rcgen::Error,
+    },
+    #[error("building the control plane binaries failed (tests/control-plane/build.sh): {0}")]
+    Build(String),
+    #[error("{process} did not become ready within {seconds}s; last lines of {log}:\n{tail}")]
+    NotReady {
+        process: &'static str,
+        seconds: u64,
+        log: String,
+        tail: String,
+    },
+    #[error("{process} exited during start-up ({status}); last lines of {log}:\n{tail}")]
+    Exited {
+        process: &'static str,
+        status: std::process::ExitStatus,
+        log: String,
+        tail: String,
+    },
+    #[error("kubeconfig: {0}")]
+    Kubeconfig(String),
+    #[error("Kubernetes API: {what}: {source}")]
+    Kube {
+        what: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("CRD {name} was not Established within {seconds}s")]
+    CrdNotEstablished { name: String, seconds: u64 },
+    #[error("{0}")]
+    Yaml(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+    let what = what.into();
+    move |source| Error::Io { what, source }
+}
+
+fn kube_err(what: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
+    let what = what.into();
+    move |source| Error::Kube { what, source }
+}
+
+/// How to start or attach.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Apply every `*.yaml` CRD in this directory and wait until each is Established.
+    pub crd_dir: Option<PathBuf>,
+    /// Keep state in this directory (wiped first) instead of a temporary one that is removed at
+    /// exit. `make run` uses this so the kubeconfig path is stable.
+    pub state_dir: Option<PathBuf>,
+    /// Do not start kube-controller-manager (no garbage collection, namespaces never finish
+    /// terminating, aggregated ClusterRoles stay empty).
+    pub without_controller_manager: bool,
+}
+
+/// A running (or attached) control plane.
+pub struct ControlPlane {
+    kubeconfig: Kubeconfig,
+    kubeconfig_path: Option<PathBuf>,
+    dir: Option<PathBuf>,
+    children: Vec<Child>,
+    bin_dir: Option<PathBuf>,
+}
+
+impl ControlPlane {
+    /// Starts a local control plane, or attaches to `KUBECONFIG` when `DMK_TEST_CLUSTER=kubeconfig`.
+    pub async fn from_env(opts: &Options) -> Result<Self> {
+        match std::env::var(CLUSTER_ENV).as_deref() {
+            Ok("kubeconfig") => Self::existing(opts).await,
+            Ok("local") | Err(_) => Self::start(opts).await,
+            Ok(other) => Err(Error::Kubeconfig(format!(
+                "{CLUSTER_ENV}={other} is not understood: use `local` (default) or `kubeconfig`"
+            ))),
+        }
+    }
+
+    /// Attaches to the cluster of the current kubeconfig (`KUBECONFIG` or `~/.kube/config`).
+    pub async fn existing(opts: &Options) -> Result<Self> {
+        let kubeconfig = Kubeconfig::read().map_err(|e| Error::Kubeconfig(e.to_string()))?;
+        let mut cp = ControlPlane {
+            kubeconfig,
+            kubeconfig_path: None,
+            dir: None,
+            children: Vec::new(),
+            bin_dir: None,
+        };
+        cp.wait_ready(Duration::from_secs(30)).await?;
+        if let Some(dir) = &opts.crd_dir {
+            cp.install_crds(dir).await?;
+        }
+        Ok(cp)
+    }
+
+    /// Starts etcd, kube-apiserver and kube-controller-manager on free loopback ports.
+    pub async fn start(opts: &Options) -> Result<Self> {
+        let bin_dir = binaries()?;
+        let dir = match &opts.state_dir {
+            Some(dir) => {
+                let _ = fs::remove_dir_all(dir);
+                fs::create_dir_all(dir).map_err(io(format!("create {}", dir.display())))?;
+                dir.clone()
+            }
+            None => {
+                let dir = tempfile::Builder::new()
+                    .prefix("dmk-control-plane-")
+                    .tempdir()
+                    .map_err(io("create a temporary directory"))?
+                    .keep();
+                process::remove_at_exit(dir.clone());
+                dir
+            }
+        };
+        let pki = certs::generate(&dir)?;
+        let (etcd_port, etcd_peer_port, api_port) = (free_port()?, free_port()?, free_port()?);
+
+        let mut cp = ControlPlane {
+            kubeconfig: Kubeconfig::default(),
+            kubeconfig_path: Some(dir.join("kubeconfig")),
+            dir: Some(dir.clone()),
+            children: Vec::new(),
+            bin_dir: Some(bin_dir.clone()),
+        };
+
+        let etcd_url = format!("http://127.0.0.1:{etcd_port}");
+        let peer_url = format!("http://127.0.0.1:{etcd_peer_port}");
+        let mut etcd = Command::new(bin_dir.join("etcd"));
+        etcd.args([
+            "--name=dmk",
+            &format!("--data-dir={}", dir.join("etcd").display()),
+            &format!("--listen-client-urls={etcd_url}"),
+            &format!("--advertise-client-urls={etcd_url}"),
+            &format!("--listen-peer-urls={peer_url}"),
+            &format!("--initial-advertise-peer-urls={peer_url}"),
+            &format!("--initial-cluster=dmk={peer_url}"),
+            // Tests throw the data away: skipping fsync makes every write much cheaper.
+            "--unsafe-no-fsync",
+            "--log-level=warn",
+        ]);
+        cp.launch("etcd", etcd, &dir)?;
+
+        let d = |f: &str| dir.join(f).display().to_string();
+        let mut apiserver = Command::new(bin_dir.join("kube-apiserver"));
+        apiserver.args([
+            &format!("--etcd-servers={etcd_url}"),
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            &format!("--secure-port={api_port}"),
+            &format!("--cert-dir={}", d("certs")),
+            &format!("--tls-cert-file={}", d("apiserver.crt")),
+            &format!("--tls-private-key-file={}", d("apiserver.key")),
+            &format!("--client-ca-file={}", d("ca.crt")),
+            "--authorization-mode=RBAC",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            &format!("--service-account-key-file={}", d("sa.pub")),
+            &format!("--service-account-signing-key-file={}", d("sa.key")),
+            "--service-cluster-ip-range=10.0.0.0/24",
+            "--allow-privileged=true",
+            "--profiling=false",
+        ]);
+        cp.launch("kube-apiserver", apiserver, &dir)?;
+
+        let kubeconfig_text = kubeconfig_yaml(api_port, &dir);
+        for (name, content) in [
+            ("admin.crt", &pki.admin_cert),
+            ("admin.key", &pki.admin_key),
+        ] {
+            fs::write(dir.join(name), content).map_err(io(format!("write {name}")))?;
+        }
+        let kubeconfig_path = dir.join("kubeconfig");
+        fs::write(&kubeconfig_path, &kubeconfig_text).map_err(io("write kubeconfig"))?;
+        cp.kubeconfig = Kubeconfig::from_yaml(&kubeconfig_text)
+            .map_err(|e| Error::Kubeconfig(e.to_string()))?;
+
+        cp.wait_ready(Duration::from_secs(90)).await?;
+
+        if !opts.without_controller_manager {
+            let mut kcm = Command::new(bin_dir.join("kube-controller-manager"));
+            kcm.args([
+                &format!("--kubeconfig={}", kubeconfig_path.display()),
+                &format!("--authentication-kubeconfig={}", kubeconfig_path.display()),
+                &format!("--authorization-kubeconfig={}", kubeconfig_path.display()),
+                "--controllers=garbagecollector,namespace,clusterrole-aggregation,serviceaccount",
+                "--leader-elect=false",
+                "--bind-address=127.0.0.1",
+                &format!("--secure-port={}", free_port()?),
+                "--profiling=false",
+            ]);
+            cp.launch("kube-controller-manager", kcm, &dir)?;
+        }
+
+        if let Some(crds) = &opts.crd_dir {
+            cp.install_crds(crds).await?;
+        }
+        Ok(cp)
+    }
+
+    fn launch(&mut self, name: &'static str, mut cmd: Command, dir: &Path) -> Result<()> {
+        let log_path = dir.join(format!("{name}.log"));
+        let log = fs::File::create(&log_path).map_err(io(format!("create {name}.log")))?;
+        let log2 = log.try_clone().map_err(io("clone log handle"))?;
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(log2));
+        let child = process::spawn(cmd).map_err(io(format!("start {name}")))?;
+        self.children.push(child);
+        Ok(())
+    }
+
+    /// Fails with the log tail of the first process that has exited.
+    fn check_children(&mut self) -> Result<()> {
+        let names = ["etcd", "kube-apiserver", "kube-controller-manager"];
+        for (child, name) in self.children.iter_mut().zip(names) {
+            if let Ok(Some(status)) = child.try_wait() {
+                let log = self
+                    .dir
+                    .as_ref()
+                    .map(|d| d.join(format!("{name}.log")))
+                    .unwrap_or_default();
+                return Err(Error::Exited {
+                    process: name,
+                    status,
+                    tail: tail(&log, 30),
+                    log: log.display().to_string(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    async fn wait_ready(&mut self, within: Duration) -> Result<()> {
+        let start = Instant::now();
+        let mut last = String::new();
+        while start.elapsed() < within {
+            self.check_children()?;
+            match self.client().await {
+                Ok(client) => {
+                    let req = http::Request::get("/readyz")
+                        .body(Vec::new())
+                        .expect("static request");
+                    match client.request_text(req).await {
+                        Ok(body) if body.trim() == "ok" => return Ok(()),
+                        Ok(body) => last = body,
+                        Err(e) => last = e.to_string(),
+                    }
+                }
+                Err(e) => last = e.to_string(),
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        let log = self
+            .dir
+            .as_ref()
+            .map(|d| d.join("kube-apiserver.log"))
+            .unwrap_or_default();
+        Err(Error::NotReady {
+            process: "kube-apiserver",
+            seconds: within.as_secs(),
+            tail: format!("{}\n(last /readyz answer: {last})", tail(&log, 30)),
+            log: log.display().to_string(),
+        })
+    }
+
+    /// The admin kubeconfig file, for a local control plane.
+    pub fn kubeconfig_path(&self) -> Option<&Path> {
+        self.kubeconfig_path.as_deref()
+    }
+
+    /// Process ids of the processes this control plane started (empty when attached).
+    pub fn pids(&self) -> Vec<u32> {
+        self.children.iter().map(Child::id).collect()
+    }
+
+    /// Where certificates, logs and etcd data live, for a local control plane.
+    pub fn state_dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
+    }
+
+    /// Directory holding the kubectl, kube-apiserver, etcd binaries, for a local control plane.
+    pub fn bin_dir(&self) -> Option<&Path> {
+        self.bin_dir.as_deref()
+    }
+
+    /// The admin client configuration.
+    pub async fn config(&self) -> Result<Config> {
+        Config::from_custom_kubeconfig(self.kubeconfig.clone(), &KubeConfigOptions::default())
+            .await
+            .map_err(|e| Error::Kubeconfig(e.to_string()))
+    }
+
+    /// A new admin client. Clients are bound to the Tokio runtime that creates them, so every
+    /// test asks for its own.
+    pub async fn client(&self) -> Result<Client> {
+        Client::try_from(self.config().await?).map_err(kube_err("build client"))
+    }
+
+    /// A client that impersonates `user` in `groups` (RBAC tests).
+    pub async fn client_as(&self, user: &str, groups: &[&str]) -> Result<Client> {
+        let mut config = self.config().await?;
+        config.auth_info.impersonate = Some(user.to_string());
+        config.auth_info.impersonate_groups = Some(groups.iter().map(|g| g.to_string()).collect());
+        Client::try_from(config).map_err(kube_err("build impersonating client"))
+    }
+
+    /// A client acting as the ServiceAccount `namespace/name`.
+    pub async fn client_as_service_account(&self, namespace: &str, name: &str) -> Result<Client> {
+        let user = format!("system:serviceaccount:{namespace}:{name}");
+        let ns_group = format!("system:serviceaccounts:{namespace}");
+        self.client_as(
+            &user,
+            &["system:serviceaccounts", &ns_group, "system:authenticated"],
+        )
+        .await
+    }
+
+    /// Creates a fresh namespace named `<prefix>-<random>` and returns its name.
+    pub async fn namespace(&self, prefix: &str) -> Result<String> {
+        let api: Api<Namespace> = Api::all(self.client().await?);
+        let ns = Namespace {
+            metadata: ObjectMeta {
+                generate_name: Some(format!("{prefix}-")),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let created = api
+            .create(&PostParams::default(), &ns)
+            .await
+            .map_err(kube_err("create namespace"))?;
+        Ok(created.metadata.name.expect("server sets the name"))
+    }
+
+    /// Server-side applies every CRD in `dir` and waits until each is Established.
+    pub async fn install_crds(&self, dir: &Path) -> Result<()> {
+        let api: Api<CustomResourceDefinition> = Api::all(self.client().await?);
+        let mut entries: Vec<PathBuf> = fs::read_dir(dir)
+            .map_err(io(format!("read {}", dir.display())))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+            .collect();
+        entries.sort();
+        let pp = PatchParams::apply(FIELD_MANAGER).force();
+        for path in entries {
+            let text = fs::read_to_string(&path).map_err(io(format!("read {}", path.display())))?;
+            let crd: CustomResourceDefinition = serde_yaml::from_str(&text)
+                .map_err(|e| Error::Yaml(format!("{}: {e}", path.display())))?;
+            let name = crd.metadata.name.clone().unwrap_or_default();
+            api.patch(&name, &pp, &Patch::Apply(&crd))
+                .await
+                .map_err(kube_err(format!("apply CRD {name}")))?;
+            wait_established(&api, &name, Duration::from_secs(30)).await?;
+        }
+        Ok(())
+    }
+
+    /// Stops every process (SIGTERM, then SIGKILL) and removes a temporary state directory.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        let pids: Vec<u32> = self.children.iter().rev().map(|c| c.id()).collect();
+        // Stop in reverse start order so the API server never loses etcd under load.
+        for pid in pids {
+            process::stop(&[pid], Duration::from_secs(5));
+        }
+        self.children.clear();
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        // Tests keep the shared control plane in a static that is never dropped; the atexit hook
+        // covers it. A control plane owned by a function (make run) stops here.
+        let _ = self.check_children();
+        self.shutdown();
+    }
+}
+
+async fn wait_established(
+    api: &Api<CustomResourceDefinition>,
+    name: &str,
+    within: Duration,
+) -> Result<()> {
+    let start = Instant::now();
+    while start.elapsed() < within {
+        if let Ok(crd) = api.get(name).await {
+            let established = crd
+                .status
+                .and_then(|s| s.conditions)
+                .unwrap_or_default()
+                .iter()
+                .any(|c| c.type_ == "Established" && c.status == "True");
+            if established {
+                return Ok(());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(Error::CrdNotEstablished {
+        name: name.to_string(),
+        seconds: within.as_secs(),
+    })
+}
+
+/// Returns the binary directory, building (or finding cached) binaries with `build.sh`.
+pub fn binaries() -> Result<PathBuf> {
+    if let Ok(dir) = std::env::var(BIN_DIR_ENV) {
+        return Ok(PathBuf::from(dir));
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("build.sh");
+    let out = Command::new("bash")
+        .arg(&script)
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(io(format!("run {}", script.display())))?;
+    if !out.status.success() {
+        return Err(Error::Build(format!(
+            "{} exited with {}",
+            script.display(),
+            out.status
+        )));
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let dir = stdout
+        .lines()
+        .last()
+        .ok_or_else(|| Error::Build("build.sh printed no directory".into()))?;
+    Ok(PathBuf::from(dir.trim()))
+}
+
+fn free_port() -> Result<u16> {
+    let l = TcpListener::bind("127.0.0.1:0").map_err(io("find a free port"))?;
+    Ok(l.local_addr().map_err(io("find a free port"))?.port())
+}
+
+fn tail(path: &Path, lines: usize) -> String {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+fn kubeconfig_yaml(port: u16, dir: &Path) -> String {
+    let d = |f: &str| dir.join(f).display().to_string();
+    format!(
+        "apiVersion: v1
+kind: Config
+clusters:
+- name: dmk-local
+  cluster:
+    server: https://127.0.0.1:{port}
+    certificate-authority: {ca}
+users:
+- name: dmk-admin
+  user:
+    client-certificate: {cert}
+    client-key: {key}
+contexts:
+- name: dmk-local
+  context:
+    cluster: dmk-local
+    user: dmk-admin
+    namespace: default
+current-context: dmk-local
+",
+        ca = d("ca.crt"),
+        cert = d("admin.crt"),
+        key = d("admin.key"),
+    )
+}
+
+/// The control plane shared by every test in one test binary, started on first use.
+///
+/// Tests run in parallel on their own Tokio runtimes, so only the processes and the kubeconfig
+/// are shared; each test builds its own [`Client`] with [`ControlPlane::client`].
+pub async fn shared(opts: &Options) -> Result<&'static ControlPlane> {
+    static SHARED: tokio::sync::OnceCell<ControlPlane> = tokio::sync::OnceCell::const_new();
+    SHARED
+        .get_or_try_init(|| ControlPlane::from_env(opts))
+        .await
+}
