@@ -1,7 +1,213 @@
-//! The operator process. The reconciler lands with the operator issue; until then this binary
-//! says so instead of pretending to work.
+//! The operator process: flags, start-up checks, HTTP endpoints, leader election, controllers.
 
-fn main() -> std::process::ExitCode {
-    eprintln!("dataminer-keys-operator: the reconciler is not implemented yet");
-    std::process::ExitCode::from(2)
+use std::{
+    net::SocketAddr,
+    process::ExitCode,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use clap::{Parser, ValueEnum};
+use futures::StreamExt;
+use kube::{Api, Client, api::ListParams};
+use tracing_subscriber::EnvFilter;
+
+use dataminer_keys_operator::{
+    api::DataMinerKeySet,
+    controller::{self, Context, Namespaces},
+    http::{self, Health},
+    leader::{Elector, LeaseConfig},
+    metrics::Metrics,
+};
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Reconciles DataMinerKeySet resources into Secrets holding DataMiner API keys.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// Watch only these namespaces (repeat, or comma-separate); all namespaces when omitted.
+    #[arg(long = "namespace", env = "WATCH_NAMESPACES", value_delimiter = ',')]
+    namespaces: Vec<String>,
+    /// Key sets reconciled at the same time.
+    #[arg(long, default_value_t = 4)]
+    concurrency: u16,
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "LOG_FORMAT")]
+    log_format: LogFormat,
+    /// tracing filter, e.g. `info` or `dataminer_keys_operator=debug,kube=info`.
+    #[arg(long, default_value = "info", env = "LOG_LEVEL")]
+    log_level: String,
+    /// Address of /healthz, /readyz and /metrics.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    metrics_address: SocketAddr,
+    /// Take a Lease before acting, so that only one replica acts at a time.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    leader_elect: bool,
+    /// Namespace of the Lease (defaults to POD_NAMESPACE, then `default`).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    leader_election_namespace: String,
+    #[arg(long, default_value = "dataminer-keys-operator")]
+    lease_name: String,
+    /// This replica's identity in the Lease and in Events (defaults to POD_NAME, then host-pid).
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
+}
+
+fn init_logging(args: &Args) {
+    let filter = EnvFilter::try_new(&args.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match args.log_format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+/// Refuses to start with a message that says what is wrong and what to do.
+async fn preflight(client: &Client, namespaces: &Namespaces) -> Result<(), String> {
+    let version = tokio::time::timeout(Duration::from_secs(10), client.apiserver_version())
+        .await
+        .map_err(|_| "the Kubernetes API server did not answer within 10s".to_string())?
+        .map_err(|e| format!("cannot reach the Kubernetes API server: {e}"))?;
+    tracing::info!(version = version.git_version, "connected to the API server");
+    let api: Api<DataMinerKeySet> = match namespaces {
+        Namespaces::All => Api::all(client.clone()),
+        Namespaces::Only(list) => Api::namespaced(client.clone(), &list[0]),
+    };
+    match api.list(&ListParams::default().limit(1)).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Err(
+            "the DataMinerKeySet CRD is not installed: run `kubectl apply --server-side -f crds/` (or install the Helm chart)".into(),
+        ),
+        Err(kube::Error::Api(s)) if s.code == 403 => Err(format!(
+            "not allowed to list DataMinerKeySets: {}; check the operator's RBAC",
+            s.message
+        )),
+        Err(e) => Err(format!("listing DataMinerKeySets failed: {e}")),
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    init_logging(&args);
+
+    let client = match Client::try_default().await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!(
+                "dataminer-keys-operator: no Kubernetes configuration (in-cluster or KUBECONFIG): {e}"
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let namespaces = if args.namespaces.is_empty() {
+        Namespaces::All
+    } else {
+        Namespaces::Only(args.namespaces.clone())
+    };
+    if let Err(message) = preflight(&client, &namespaces).await {
+        eprintln!("dataminer-keys-operator: {message}");
+        return ExitCode::FAILURE;
+    }
+
+    let metrics = Arc::new(Metrics::default());
+    let ready = Arc::new(AtomicBool::new(false));
+    let listener = match tokio::net::TcpListener::bind(args.metrics_address).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!(
+                "dataminer-keys-operator: cannot listen on {}: {e}",
+                args.metrics_address
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "serving /healthz, /readyz, /metrics");
+    let health = Health {
+        ready: ready.clone(),
+        metrics: metrics.clone(),
+    };
+    tokio::spawn(async move {
+        if let Err(e) = http::serve(listener, health).await {
+            tracing::error!(error = %e, "HTTP server stopped");
+        }
+    });
+
+    let identity = args.identity.clone().unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "localhost".into());
+        format!("{host}-{}", std::process::id())
+    });
+    let elector = args.leader_elect.then(|| {
+        Elector::new(
+            client.clone(),
+            LeaseConfig {
+                namespace: args.leader_election_namespace.clone(),
+                name: args.lease_name.clone(),
+                identity: identity.clone(),
+                lease_duration: Duration::from_secs(15),
+                renew_every: Duration::from_secs(3),
+            },
+        )
+    });
+    if let Some(elector) = &elector {
+        // A standby replica is healthy and ready; it only does not act.
+        ready.store(true, Ordering::Relaxed);
+        tokio::select! {
+            _ = elector.acquire() => {}
+            _ = shutdown_signal() => return ExitCode::SUCCESS,
+        }
+        ready.store(false, Ordering::Relaxed);
+        tracing::info!(identity, "became leader");
+    }
+
+    let ctx = Arc::new(Context::new(client, metrics, Some(identity)));
+    let controllers = controller::controllers(ctx, &namespaces, args.concurrency);
+    let stores = controllers.stores;
+    let ready_flag = ready.clone();
+    tokio::spawn(async move {
+        for store in stores {
+            let _ = store.wait_until_ready().await;
+        }
+        ready_flag.store(true, Ordering::Relaxed);
+        tracing::info!("watches synced; ready");
+    });
+
+    let mut run = controllers.run;
+    let code = match &elector {
+        Some(elector) => tokio::select! {
+            _ = async { while run.next().await.is_some() {} } => ExitCode::SUCCESS,
+            _ = elector.keep() => {
+                // Another replica may act from now on: stop at once rather than race it.
+                tracing::error!("lost leadership; exiting so that only one replica acts");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => {
+            while run.next().await.is_some() {}
+            ExitCode::SUCCESS
+        }
+    };
+    if let Some(elector) = &elector {
+        elector.release().await;
+    }
+    tracing::info!("shut down");
+    code
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("install SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term.recv() => {},
+    }
 }

@@ -49,6 +49,11 @@ pub const DEFAULT_SECONDARY_KEY_NAME: &str = "secondaryKey";
     )
     .message("spec.secret.name is immutable: the Secret name is fixed when the key set is created; keep the previous value (or leave it unset if it was unset)")
     .field_path(".spec.secret.name"),
+    validation = Rule::new(
+        "(has(self.spec.secret) && has(self.spec.secret.primaryKeyName) ? self.spec.secret.primaryKeyName : 'primaryKey') == (has(oldSelf.spec.secret) && has(oldSelf.spec.secret.primaryKeyName) ? oldSelf.spec.secret.primaryKeyName : 'primaryKey') && (has(self.spec.secret) && has(self.spec.secret.secondaryKeyName) ? self.spec.secret.secondaryKeyName : 'secondaryKey') == (has(oldSelf.spec.secret) && has(oldSelf.spec.secret.secondaryKeyName) ? oldSelf.spec.secret.secondaryKeyName : 'secondaryKey')"
+    )
+    .message("spec.secret.primaryKeyName and secondaryKeyName are immutable: consumers mount these names; keep the previous values (or leave them unset if they were unset)")
+    .field_path(".spec.secret"),
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
@@ -225,7 +230,7 @@ pub struct SecretSpec {
             .message("spec.secret.name must be a valid Secret name: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit")
     )]
     pub name: Option<String>,
-    /// Data key of the primary key in the Secret (default `primaryKey`).
+    /// Data key of the primary key in the Secret (default `primaryKey`). Immutable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253))]
     #[x_kube(
@@ -233,7 +238,7 @@ pub struct SecretSpec {
             .message("spec.secret.primaryKeyName must be a valid Secret data key: letters, digits, '-', '_' and '.'")
     )]
     pub primary_key_name: Option<String>,
-    /// Data key of the secondary key in the Secret (default `secondaryKey`).
+    /// Data key of the secondary key in the Secret (default `secondaryKey`). Immutable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253))]
     #[x_kube(

@@ -27,3 +27,191 @@ pub async fn client_and_namespace(prefix: &str) -> (kube::Client, String) {
     let ns = cp.namespace(prefix).await.expect("create test namespace");
     (cp.client().await.expect("admin client"), ns)
 }
+
+pub mod operator;
+
+use dataminer_keys_operator::api::DataMinerKeySet;
+use k8s_openapi::api::{core::v1::Secret, events::v1::Event};
+use kube::{
+    Api, Client,
+    api::{ListParams, Patch, PatchParams},
+};
+use std::{future::Future, time::Duration};
+
+/// Field manager the tests use for their manifests (as kubectl would).
+pub const USER_MANAGER: &str = "kubectl";
+pub const LABEL: &str = "GitHub catalog pipeline";
+
+/// A DataMinerKeySet manifest from JSON (the way users write YAML).
+pub fn keyset(value: serde_json::Value) -> DataMinerKeySet {
+    serde_json::from_value(value).expect("valid DataMinerKeySet manifest")
+}
+
+/// An organization key set named `name` with the test label.
+pub fn org_keyset(name: &str) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "keys.dataminer.services/v1alpha1",
+        "kind": "DataMinerKeySet",
+        "metadata": { "name": name },
+        "spec": {
+            "label": LABEL,
+            "scope": { "organization": { "name": "skyline-demo" } },
+            "permissions": ["RegisterCatalogItems", "AddDataMinerNodes"]
+        }
+    })
+}
+
+/// `kubectl apply --server-side` of a manifest.
+pub async fn apply(
+    api: &Api<DataMinerKeySet>,
+    manifest: &serde_json::Value,
+) -> kube::Result<DataMinerKeySet> {
+    let name = manifest["metadata"]["name"].as_str().unwrap();
+    api.patch(
+        name,
+        &PatchParams::apply(USER_MANAGER).force(),
+        &Patch::Apply(manifest),
+    )
+    .await
+}
+
+/// Polls `f` every 100 ms until it returns `Some`, for at most `secs` seconds.
+pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {secs}s waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The key set once its status satisfies `pred`.
+pub async fn keyset_where(
+    api: &Api<DataMinerKeySet>,
+    name: &str,
+    what: &str,
+    pred: impl Fn(&DataMinerKeySet) -> bool,
+) -> DataMinerKeySet {
+    eventually(30, what, || async {
+        api.get_opt(name).await.ok().flatten().filter(|k| pred(k))
+    })
+    .await
+}
+
+pub fn condition<'a>(
+    ks: &'a DataMinerKeySet,
+    type_: &str,
+) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    ks.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+}
+
+pub fn is_ready(ks: &DataMinerKeySet) -> bool {
+    condition(ks, "Ready").is_some_and(|c| c.status == "True")
+        && ks.status.as_ref().and_then(|s| s.observed_generation) == ks.metadata.generation
+}
+
+pub fn revisions(ks: &DataMinerKeySet) -> (i64, i64) {
+    let s = ks.status.as_ref().expect("status");
+    (
+        s.primary.as_ref().map_or(0, |k| k.revision),
+        s.secondary.as_ref().map_or(0, |k| k.revision),
+    )
+}
+
+/// Events about the object `name` in `ns`, as (reason, note, type, series count).
+pub async fn events(client: &Client, ns: &str, name: &str) -> Vec<(String, String, String, i32)> {
+    let api: Api<Event> = Api::namespaced(client.clone(), ns);
+    let mut out: Vec<(String, String, String, i32)> = api
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+        .map(|e| {
+            (
+                e.reason.clone().unwrap_or_default(),
+                e.note.clone().unwrap_or_default(),
+                e.type_.clone().unwrap_or_default(),
+                e.series.as_ref().map_or(1, |s| s.count),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// How often an Event with `reason` was reported for `name`.
+pub async fn event_count(client: &Client, ns: &str, name: &str, reason: &str) -> i32 {
+    events(client, ns, name)
+        .await
+        .iter()
+        .filter(|e| e.0 == reason)
+        .map(|e| e.3)
+        .sum()
+}
+
+/// Primary and secondary key values of a Secret (default data key names).
+pub fn key_values(secret: &Secret) -> (String, String) {
+    let data = secret.data.as_ref().expect("Secret data");
+    let get = |k: &str| String::from_utf8(data.get(k).expect(k).0.clone()).unwrap();
+    (get("primaryKey"), get("secondaryKey"))
+}
+
+/// Every key value a test has seen, to prove none of them leaked.
+#[derive(Default)]
+pub struct KeyLedger(Vec<String>);
+
+impl KeyLedger {
+    pub fn record(&mut self, secret: &Secret) -> (String, String) {
+        let (p, s) = key_values(secret);
+        self.0.push(p.clone());
+        self.0.push(s.clone());
+        (p, s)
+    }
+
+    pub fn record_value(&mut self, value: &str) {
+        self.0.push(value.to_string());
+    }
+
+    /// Fails if any recorded key appears in the operator's log, an Event or a key set's
+    /// status/spec in the namespace.
+    pub async fn assert_no_leaks(&self, client: &Client, ns: &str, operator_log: &str) {
+        assert!(!self.0.is_empty(), "the test recorded no keys to check");
+        let events: Api<Event> = Api::namespaced(client.clone(), ns);
+        let events =
+            serde_json::to_string(&events.list(&ListParams::default()).await.unwrap().items)
+                .unwrap();
+        let keysets: Api<DataMinerKeySet> = Api::namespaced(client.clone(), ns);
+        let keysets =
+            serde_json::to_string(&keysets.list(&ListParams::default()).await.unwrap().items)
+                .unwrap();
+        assert!(!operator_log.is_empty(), "no operator log captured");
+        for key in &self.0 {
+            assert!(
+                !operator_log.contains(key.as_str()),
+                "a key value appears in the operator log"
+            );
+            assert!(
+                !events.contains(key.as_str()),
+                "a key value appears in an Event"
+            );
+            assert!(
+                !keysets.contains(key.as_str()),
+                "a key value appears in a key set"
+            );
+        }
+    }
+}

@@ -10,6 +10,8 @@
 mod certs;
 mod process;
 
+pub use process::spawn as spawn_supervised;
+
 use k8s_openapi::{
     api::core::v1::Namespace,
     apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,

@@ -48,7 +48,7 @@ fn registry() -> &'static Mutex<Registry> {
     REGISTRY.get_or_init(Default::default)
 }
 
-/// Starts `cmd` so that it dies with this process.
+/// Starts `cmd` so that it dies with this process (tests use it for the operator too).
 pub fn spawn(mut cmd: Command) -> std::io::Result<Child> {
     // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
     unsafe {

@@ -1,0 +1,101 @@
+//! Wiring: the shared context, the watches, and the controller loop.
+
+mod reconcile;
+
+use std::sync::Arc;
+
+use futures::{StreamExt, stream::BoxStream};
+use k8s_openapi::api::core::v1::Secret;
+use kube::{
+    Api, Client,
+    runtime::{
+        Controller,
+        controller::Config as ControllerConfig,
+        events::{Recorder, Reporter},
+        reflector::Store,
+        watcher,
+    },
+};
+
+pub use reconcile::{error_policy, reconcile};
+
+use crate::{
+    api::DataMinerKeySet,
+    metrics::Metrics,
+    secret::{MANAGED_BY_LABEL, MANAGED_BY_VALUE},
+};
+
+/// Built once per process and shared by every reconciliation.
+pub struct Context {
+    pub client: Client,
+    /// One Recorder per process, as kube-rs recommends (it batches repeated Events).
+    pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Context {
+    pub fn new(client: Client, metrics: Arc<Metrics>, instance: Option<String>) -> Self {
+        let reporter = Reporter {
+            controller: "dataminer-keys-operator".into(),
+            instance,
+        };
+        Context {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            metrics,
+        }
+    }
+}
+
+/// Which namespaces to watch.
+#[derive(Clone, Debug)]
+pub enum Namespaces {
+    All,
+    Only(Vec<String>),
+}
+
+/// The controller streams (one per watched namespace, or one for all) and their caches, which
+/// `/readyz` waits on.
+pub struct Controllers {
+    pub stores: Vec<Store<DataMinerKeySet>>,
+    pub run: BoxStream<'static, ()>,
+}
+
+/// Builds the controllers. Secrets are watched only when they carry our managed-by label.
+pub fn controllers(ctx: Arc<Context>, namespaces: &Namespaces, concurrency: u16) -> Controllers {
+    let apis: Vec<(Api<DataMinerKeySet>, Api<Secret>)> = match namespaces {
+        Namespaces::All => vec![(Api::all(ctx.client.clone()), Api::all(ctx.client.clone()))],
+        Namespaces::Only(list) => list
+            .iter()
+            .map(|ns| {
+                (
+                    Api::namespaced(ctx.client.clone(), ns),
+                    Api::namespaced(ctx.client.clone(), ns),
+                )
+            })
+            .collect(),
+    };
+    let secret_selector = format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}");
+    let mut stores = Vec::new();
+    let mut streams = Vec::new();
+    for (keysets, secrets) in apis {
+        let controller = Controller::new(keysets, watcher::Config::default().any_semantic())
+            .owns(secrets, watcher::Config::default().labels(&secret_selector))
+            .with_config(ControllerConfig::default().concurrency(concurrency))
+            .shutdown_on_signal();
+        stores.push(controller.store());
+        let stream = controller
+            .run(reconcile, error_policy, ctx.clone())
+            .map(|result| {
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, "controller event");
+                }
+            })
+            .boxed();
+        streams.push(stream);
+    }
+    Controllers {
+        stores,
+        run: futures::stream::select_all(streams).boxed(),
+    }
+}

@@ -1,0 +1,62 @@
+//! The one error type. Messages name the object and the step; none can carry a key value
+//! (keys only ever travel inside `KeyValue`, which cannot be formatted).
+
+use crate::keys::RandomSourceError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{object}: reading Secret {secret}: {source}")]
+    ReadSecret {
+        object: String,
+        secret: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("{object}: writing Secret {secret}: {source}")]
+    WriteSecret {
+        object: String,
+        secret: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("{object}: deleting Secret {secret}: {source}")]
+    DeleteSecret {
+        object: String,
+        secret: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("{object}: writing status: {source}")]
+    WriteStatus {
+        object: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("{object}: generating a key: {source}")]
+    GenerateKey {
+        object: String,
+        #[source]
+        source: RandomSourceError,
+    },
+    #[error("{object}: the Secret changed while it was being updated; retrying")]
+    SecretChanged { object: String },
+    #[error("{0}")]
+    Startup(String),
+}
+
+impl Error {
+    /// Low-cardinality label for the reconcile error metric.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::ReadSecret { .. } => "read_secret",
+            Error::WriteSecret { .. } => "write_secret",
+            Error::DeleteSecret { .. } => "delete_secret",
+            Error::WriteStatus { .. } => "write_status",
+            Error::GenerateKey { .. } => "generate_key",
+            Error::SecretChanged { .. } => "secret_changed",
+            Error::Startup(_) => "startup",
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

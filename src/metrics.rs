@@ -1,0 +1,163 @@
+//! Prometheus metrics: reconciles by result, reconcile duration, actions by kind, key sets by
+//! condition. Labels are low-cardinality; no key set names, never a key.
+
+use std::{
+    collections::HashMap,
+    sync::{Mutex, atomic::AtomicI64},
+    time::Duration,
+};
+
+use prometheus_client::{
+    encoding::{EncodeLabelSet, text::encode},
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
+    registry::Registry,
+};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    /// `ok`, or the error's metric label.
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ActionLabels {
+    pub action: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabels {
+    /// `Ready`, `NotReady` or `Revoked`.
+    pub state: String,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    reconciles: Family<ResultLabels, Counter>,
+    duration: Histogram,
+    actions: Family<ActionLabels, Counter>,
+    keysets: Family<StateLabels, Gauge<i64, AtomicI64>>,
+    /// Last known state per key set (namespace/name), to keep the gauges exact.
+    states: Mutex<HashMap<String, &'static str>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("dataminer_keys");
+        let reconciles = Family::<ResultLabels, Counter>::default();
+        let duration = Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]);
+        let actions = Family::<ActionLabels, Counter>::default();
+        let keysets = Family::<StateLabels, Gauge<i64, AtomicI64>>::default();
+        registry.register(
+            "reconciles",
+            "Reconciliations by result",
+            reconciles.clone(),
+        );
+        registry.register(
+            "reconcile_duration_seconds",
+            "Time spent in one reconciliation",
+            duration.clone(),
+        );
+        registry.register(
+            "actions",
+            "Audited key set actions by kind",
+            actions.clone(),
+        );
+        registry.register("keysets", "Key sets by state", keysets.clone());
+        Metrics {
+            registry,
+            reconciles,
+            duration,
+            actions,
+            keysets,
+            states: Mutex::default(),
+        }
+    }
+}
+
+impl Metrics {
+    pub fn reconciled(&self, result: &str, took: Duration) {
+        self.reconciles
+            .get_or_create(&ResultLabels {
+                result: result.into(),
+            })
+            .inc();
+        self.duration.observe(took.as_secs_f64());
+    }
+
+    pub fn action(&self, action: &str) {
+        self.actions
+            .get_or_create(&ActionLabels {
+                action: action.into(),
+            })
+            .inc();
+    }
+
+    /// Records the state of one key set; `None` when it is gone.
+    pub fn keyset_state(&self, key: &str, state: Option<&'static str>) {
+        let mut states = self.states.lock().expect("metrics lock");
+        let previous = match state {
+            Some(s) => states.insert(key.to_string(), s),
+            None => states.remove(key),
+        };
+        if previous == state {
+            return;
+        }
+        if let Some(p) = previous {
+            self.keysets
+                .get_or_create(&StateLabels { state: p.into() })
+                .dec();
+        }
+        if let Some(s) = state {
+            self.keysets
+                .get_or_create(&StateLabels { state: s.into() })
+                .inc();
+        }
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keyset_gauges_follow_state_changes() {
+        let m = Metrics::default();
+        m.keyset_state("a/x", Some("Ready"));
+        m.keyset_state("a/y", Some("Ready"));
+        m.keyset_state("a/x", Some("Revoked"));
+        m.keyset_state("a/y", None);
+        let text = m.render();
+        assert!(
+            text.contains("dataminer_keys_keysets{state=\"Ready\"} 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("dataminer_keys_keysets{state=\"Revoked\"} 1"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn reconciles_are_counted_by_result() {
+        let m = Metrics::default();
+        m.reconciled("ok", Duration::from_millis(3));
+        m.reconciled("ok", Duration::from_millis(3));
+        m.reconciled("write_secret", Duration::from_millis(3));
+        let text = m.render();
+        assert!(
+            text.contains("dataminer_keys_reconciles_total{result=\"ok\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("dataminer_keys_reconcile_duration_seconds_count 3"),
+            "{text}"
+        );
+    }
+}

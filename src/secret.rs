@@ -1,0 +1,239 @@
+//! The Secret's shape: what the operator writes, and how it reads one back for the plan.
+//! Pure: no API calls.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::{ByteString, api::core::v1::Secret};
+use kube::{Resource, ResourceExt, api::ObjectMeta};
+
+use crate::{
+    api::{
+        DEFAULT_PRIMARY_KEY_NAME, DEFAULT_SECONDARY_KEY_NAME, DEFAULT_SECRET_SUFFIX,
+        DataMinerKeySet, DataMinerKeySetSpec,
+    },
+    keys::KeyValue,
+    plan::{SecretSeen, Slot, SlotSeen},
+};
+
+/// The one field manager of this operator (Secrets and key set status).
+pub const FIELD_MANAGER: &str = "dataminer-keys-operator";
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+pub const MANAGED_BY_VALUE: &str = "dataminer-keys-operator";
+pub const KEYSET_LABEL: &str = "keys.dataminer.services/keyset";
+pub const LABEL_ANNOTATION: &str = "keys.dataminer.services/label";
+pub const SCOPE_ANNOTATION: &str = "keys.dataminer.services/scope";
+pub const TARGET_ANNOTATION: &str = "keys.dataminer.services/target";
+pub const PERMISSIONS_ANNOTATION: &str = "keys.dataminer.services/permissions";
+pub const PRIMARY_REVISION_ANNOTATION: &str = "keys.dataminer.services/primary-revision";
+pub const SECONDARY_REVISION_ANNOTATION: &str = "keys.dataminer.services/secondary-revision";
+
+pub fn revision_annotation(slot: Slot) -> &'static str {
+    match slot {
+        Slot::Primary => PRIMARY_REVISION_ANNOTATION,
+        Slot::Secondary => SECONDARY_REVISION_ANNOTATION,
+    }
+}
+
+/// The Secret name: `spec.secret.name`, or `<metadata.name>-keys`.
+pub fn secret_name(ks: &DataMinerKeySet) -> String {
+    ks.spec
+        .secret
+        .as_ref()
+        .and_then(|s| s.name.clone())
+        .unwrap_or_else(|| format!("{}{DEFAULT_SECRET_SUFFIX}", ks.name_any()))
+}
+
+/// Data key names of the primary and secondary key.
+pub fn data_key_names(spec: &DataMinerKeySetSpec) -> [String; 2] {
+    let s = spec.secret.as_ref();
+    [
+        s.and_then(|s| s.primary_key_name.clone())
+            .unwrap_or_else(|| DEFAULT_PRIMARY_KEY_NAME.into()),
+        s.and_then(|s| s.secondary_key_name.clone())
+            .unwrap_or_else(|| DEFAULT_SECONDARY_KEY_NAME.into()),
+    ]
+}
+
+/// `Organization` or `System`, and the organization or system name.
+pub fn scope_and_target(spec: &DataMinerKeySetSpec) -> (&'static str, String) {
+    match (&spec.scope.organization, &spec.scope.system) {
+        (Some(org), _) => ("Organization", org.name.clone()),
+        (None, Some(sys)) => ("System", sys.name.clone()),
+        (None, None) => ("Unknown", String::new()),
+    }
+}
+
+/// Labels and annotations the Secret must carry (revision annotations excluded: the plan
+/// decides those). The operator's own keys win over the user's.
+fn desired_metadata(
+    ks: &DataMinerKeySet,
+    with_user_metadata: bool,
+) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
+    let user = ks.spec.secret.as_ref().filter(|_| with_user_metadata);
+    let mut labels: BTreeMap<String, String> = user.map(|s| s.labels.clone()).unwrap_or_default();
+    labels.insert(MANAGED_BY_LABEL.into(), MANAGED_BY_VALUE.into());
+    labels.insert(KEYSET_LABEL.into(), ks.name_any());
+
+    let mut annotations: BTreeMap<String, String> = user
+        .map(|s| s.annotations.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(k, _)| k != PRIMARY_REVISION_ANNOTATION && k != SECONDARY_REVISION_ANNOTATION)
+        .collect();
+    let (scope, target) = scope_and_target(&ks.spec);
+    let permissions: Vec<&str> = ks.spec.permissions.iter().map(|p| p.as_str()).collect();
+    annotations.insert(LABEL_ANNOTATION.into(), ks.spec.label.clone());
+    annotations.insert(SCOPE_ANNOTATION.into(), scope.into());
+    annotations.insert(TARGET_ANNOTATION.into(), target);
+    annotations.insert(PERMISSIONS_ANNOTATION.into(), permissions.join(","));
+    (labels, annotations)
+}
+
+/// The Secret with both key values at the given revisions.
+///
+/// For an update, `precondition` is the observed (uid, resourceVersion): the API server refuses
+/// the write if the Secret changed or was replaced since it was read. A create has none and
+/// leaves out the user's labels and annotations: created by POST (which fails if the name is
+/// taken, so a Secret made behind our back is never taken over), the Secret's fields belong to
+/// an `Update` entry of our field manager, and only fields that we never remove may be there;
+/// the user's labels and annotations follow by server-side apply, which can remove them later.
+pub fn build(
+    ks: &DataMinerKeySet,
+    values: [&KeyValue; 2],
+    revisions: [i64; 2],
+    precondition: Option<(String, String)>,
+) -> Secret {
+    let with_user_metadata = precondition.is_some();
+    let (uid, resource_version) = precondition.unzip();
+    let (labels, mut annotations) = desired_metadata(ks, with_user_metadata);
+    for slot in Slot::BOTH {
+        annotations.insert(
+            revision_annotation(slot).into(),
+            revisions[slot as usize].to_string(),
+        );
+    }
+    let names = data_key_names(&ks.spec);
+    let data = Slot::BOTH
+        .iter()
+        .map(|&slot| {
+            (
+                names[slot as usize].clone(),
+                ByteString(values[slot as usize].expose().as_bytes().to_vec()),
+            )
+        })
+        .collect();
+    Secret {
+        metadata: ObjectMeta {
+            name: Some(secret_name(ks)),
+            namespace: ks.namespace(),
+            uid,
+            resource_version,
+            labels: Some(labels),
+            annotations: Some(annotations),
+            owner_references: ks.controller_owner_ref(&()).map(|o| vec![o]),
+            ..Default::default()
+        },
+        type_: Some("Opaque".into()),
+        data: Some(data),
+        ..Default::default()
+    }
+}
+
+/// True when the Secret is controlled by this key set (controller owner reference, our uid).
+pub fn is_owned(ks: &DataMinerKeySet, secret: &Secret) -> bool {
+    let Some(uid) = ks.uid() else { return false };
+    secret
+        .owner_references()
+        .iter()
+        .any(|o| o.controller == Some(true) && o.uid == uid)
+}
+
+/// Reads the Secret for the plan; also returns the key values it holds (for an owned Secret).
+pub fn observe(
+    ks: &DataMinerKeySet,
+    secret: Option<&Secret>,
+) -> (SecretSeen, [Option<KeyValue>; 2]) {
+    let Some(secret) = secret else {
+        return (SecretSeen::Absent, [None, None]);
+    };
+    if !is_owned(ks, secret) {
+        return (SecretSeen::Foreign, [None, None]);
+    }
+    let names = data_key_names(&ks.spec);
+    let data = secret.data.as_ref();
+    let values = Slot::BOTH.map(|slot| {
+        data.and_then(|d| d.get(&names[slot as usize]))
+            .and_then(|b| String::from_utf8(b.0.clone()).ok())
+            .filter(|v| !v.is_empty())
+            .map(KeyValue::from_stored)
+    });
+    let annotations = secret.annotations();
+    let slots = Slot::BOTH.map(|slot| SlotSeen {
+        revision: annotations
+            .get(revision_annotation(slot))
+            .and_then(|v| v.parse().ok()),
+        fingerprint: values[slot as usize].as_ref().map(KeyValue::fingerprint),
+    });
+    let seen = SecretSeen::Owned {
+        slots,
+        layout_in_sync: layout_in_sync(ks, secret),
+    };
+    (seen, values)
+}
+
+/// Labels and annotations as desired, no stale ones of ours left, type Opaque. Keys that other
+/// field managers added are theirs and do not count.
+fn layout_in_sync(ks: &DataMinerKeySet, secret: &Secret) -> bool {
+    let (labels, annotations) = desired_metadata(ks, true);
+    let has_all = |want: &BTreeMap<String, String>, have: &BTreeMap<String, String>| {
+        want.iter().all(|(k, v)| have.get(k) == Some(v))
+    };
+    let ours = owned_metadata_keys(secret);
+    let no_stale = |field: &str, want: &BTreeMap<String, String>, extra: &[&str]| {
+        ours.get(field).is_none_or(|keys| {
+            keys.iter()
+                .all(|k| want.contains_key(k) || extra.contains(&k.as_str()))
+        })
+    };
+    let revision_keys = [PRIMARY_REVISION_ANNOTATION, SECONDARY_REVISION_ANNOTATION];
+    secret.type_.as_deref() == Some("Opaque")
+        && has_all(&labels, secret.labels())
+        && has_all(&annotations, secret.annotations())
+        && no_stale("f:labels", &labels, &[])
+        && no_stale("f:annotations", &annotations, &revision_keys)
+}
+
+/// Label and annotation keys that our field manager owns, from `metadata.managedFields`.
+fn owned_metadata_keys(secret: &Secret) -> BTreeMap<String, Vec<String>> {
+    let mut out = BTreeMap::new();
+    for entry in secret.managed_fields() {
+        if entry.manager.as_deref() != Some(FIELD_MANAGER) {
+            continue;
+        }
+        let Some(fields) = entry.fields_v1.as_ref() else {
+            continue;
+        };
+        let Some(meta) = fields.0.get("f:metadata") else {
+            continue;
+        };
+        for field in ["f:labels", "f:annotations"] {
+            if let Some(map) = meta.get(field).and_then(|m| m.as_object()) {
+                let keys = out.entry(field.to_string()).or_insert_with(Vec::new);
+                keys.extend(
+                    map.keys()
+                        .filter_map(|k| k.strip_prefix("f:"))
+                        .map(str::to_string),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// True when the spec asks for labels or annotations of its own on the Secret.
+pub fn has_user_metadata(ks: &DataMinerKeySet) -> bool {
+    ks.spec
+        .secret
+        .as_ref()
+        .is_some_and(|s| !s.labels.is_empty() || !s.annotations.is_empty())
+}

@@ -1,0 +1,355 @@
+//! Status, Events and log lines computed from what was applied. Pure: the time is an input.
+
+use k8s_openapi::{
+    apimachinery::pkg::apis::meta::v1::{Condition, Time},
+    jiff::Timestamp,
+};
+
+use crate::{
+    api::{DataMinerKeySet, DataMinerKeySetStatus, HistoryEntry, KeyStatus, READY, REVOKED},
+    plan::{Action, Plan, Problem, Slot},
+    secret::{scope_and_target, secret_name},
+};
+
+/// History entries kept in status, newest first.
+pub const HISTORY_LIMIT: usize = 20;
+
+/// What one slot of the Secret holds after the apply step.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Held {
+    pub revision: i64,
+    pub fingerprint: String,
+}
+
+/// The outcome of applying a plan.
+#[derive(Clone, Debug)]
+pub struct Applied<'a> {
+    pub plan: &'a Plan,
+    /// What the owned Secret now holds per slot; `None` where unknown or there is no Secret.
+    pub held: [Option<Held>; 2],
+    pub now: Timestamp,
+}
+
+/// A Kubernetes Event to publish: (`Normal` or `Warning`, reason, note).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Notice {
+    pub warning: bool,
+    pub reason: &'static str,
+    pub action: &'static str,
+    pub note: String,
+}
+
+fn slot_held<'a>(applied: &'a Applied<'a>, slot: Slot) -> Option<&'a Held> {
+    applied.held[slot as usize].as_ref()
+}
+
+fn describe(held: Option<&Held>) -> String {
+    match held {
+        Some(h) => format!("revision {} ({})", h.revision, h.fingerprint),
+        None => "unknown revision".into(),
+    }
+}
+
+fn event_reason(action: Action) -> &'static str {
+    match action {
+        Action::KeysCreated => "KeysCreated",
+        Action::Regenerated(Slot::Primary) => "PrimaryKeyRegenerated",
+        Action::Regenerated(Slot::Secondary) => "SecondaryKeyRegenerated",
+        Action::SecretRecreated => "SecretMissing",
+        Action::Revoked => "KeysRevoked",
+    }
+}
+
+/// Name of the action in history and logs.
+pub fn action_name(action: Action) -> &'static str {
+    match action {
+        Action::KeysCreated => "KeysCreated",
+        Action::Regenerated(Slot::Primary) => "RegeneratePrimary",
+        Action::Regenerated(Slot::Secondary) => "RegenerateSecondary",
+        Action::SecretRecreated => "SecretRecreated",
+        Action::Revoked => "Revoke",
+    }
+}
+
+fn problem_reason(problem: &Problem) -> &'static str {
+    match problem {
+        Problem::InvalidSpec(_) => "InvalidSpec",
+        Problem::ConfirmationMismatch(_) => "ConfirmationMismatch",
+        Problem::SecretConflict => "SecretConflict",
+        Problem::SecretDrift(_) => "SecretDrift",
+        Problem::SecretMissing => "SecretMissing",
+    }
+}
+
+fn problem_message(ks: &DataMinerKeySet, problem: &Problem, applied: &Applied) -> String {
+    let secret = secret_name(ks);
+    match problem {
+        Problem::InvalidSpec(m) => format!("invalid spec, nothing was changed: {m}"),
+        Problem::ConfirmationMismatch(fields) => format!(
+            "{} confirmLabel does not match spec.label, so no pending request was applied; set confirmLabel to \"{}\"",
+            fields.join(" and "),
+            ks.spec.label
+        ),
+        Problem::SecretConflict => format!(
+            "Secret {secret} exists and is not owned by this key set; it was left untouched. Delete or rename that Secret, or create the key set with another spec.secret.name"
+        ),
+        Problem::SecretDrift(slots) => {
+            let names: Vec<&str> = slots.iter().map(|s| s.name()).collect();
+            format!(
+                "the {} key in Secret {secret} no longer matches the fingerprint in status (changed or removed outside the operator); it was not rotated silently. Raise spec.regenerate.<slot>.revision to issue a new key",
+                names.join(" and ")
+            )
+        }
+        Problem::SecretMissing => format!(
+            "Secret {secret} was deleted; its keys are gone. Generated new keys: primary {}, secondary {}",
+            describe(slot_held(applied, Slot::Primary)),
+            describe(slot_held(applied, Slot::Secondary)),
+        ),
+    }
+}
+
+fn action_note(ks: &DataMinerKeySet, action: Action, applied: &Applied) -> String {
+    let secret = secret_name(ks);
+    let p = describe(slot_held(applied, Slot::Primary));
+    let s = describe(slot_held(applied, Slot::Secondary));
+    match action {
+        Action::KeysCreated => {
+            format!("created primary key {p} and secondary key {s} in Secret {secret}")
+        }
+        Action::SecretRecreated => {
+            format!("recreated Secret {secret}: primary key {p}, secondary key {s}")
+        }
+        Action::Regenerated(slot) => {
+            let (this, other, other_name) = match slot {
+                Slot::Primary => (&p, &s, "secondary"),
+                Slot::Secondary => (&s, &p, "primary"),
+            };
+            format!(
+                "regenerated the {} key: now {this}; the {other_name} key is unchanged at {other}",
+                slot.name()
+            )
+        }
+        Action::Revoked => format!(
+            "revoked: both keys destroyed (Secret {secret} deleted); this key set will never hold keys again"
+        ),
+    }
+}
+
+/// The Ready condition's (status, reason, message).
+fn readiness(ks: &DataMinerKeySet, applied: &Applied) -> (bool, &'static str, String) {
+    if applied.plan.revoked {
+        return (
+            false,
+            "Revoked",
+            "the key set is revoked; its keys are destroyed".into(),
+        );
+    }
+    // The most important problem decides; SecretMissing is repaired by this very plan.
+    let order = [
+        "InvalidSpec",
+        "SecretConflict",
+        "ConfirmationMismatch",
+        "SecretDrift",
+    ];
+    for reason in order {
+        if let Some(p) = applied
+            .plan
+            .problems
+            .iter()
+            .find(|p| problem_reason(p) == reason)
+        {
+            return (false, reason, problem_message(ks, p, applied));
+        }
+    }
+    match applied.held.iter().any(Option::is_some) {
+        true => (
+            true,
+            "KeysReady",
+            format!(
+                "Secret {} holds primary key {} and secondary key {}",
+                secret_name(ks),
+                describe(slot_held(applied, Slot::Primary)),
+                describe(slot_held(applied, Slot::Secondary)),
+            ),
+        ),
+        false => (
+            false,
+            "KeysPending",
+            "the keys are not generated yet".into(),
+        ),
+    }
+}
+
+fn condition(
+    old: &[Condition],
+    type_: &str,
+    status: bool,
+    reason: &str,
+    message: String,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> Condition {
+    let status = if status { "True" } else { "False" }.to_string();
+    // lastTransitionTime moves only when the status flips (API conventions).
+    let last_transition_time = old
+        .iter()
+        .find(|c| c.type_ == type_ && c.status == status)
+        .map(|c| c.last_transition_time.clone())
+        .unwrap_or(Time(now));
+    Condition {
+        type_: type_.into(),
+        status,
+        reason: reason.into(),
+        message,
+        observed_generation: generation,
+        last_transition_time,
+    }
+}
+
+/// The next status. Equal to `old` when nothing happened, so no write is needed.
+pub fn next_status(ks: &DataMinerKeySet, applied: &Applied) -> DataMinerKeySetStatus {
+    let old = ks.status.clone().unwrap_or_default();
+    let now = applied.now;
+    let plan = applied.plan;
+    let (scope, target) = scope_and_target(&ks.spec);
+    let generation = ks.metadata.generation;
+
+    let key_status = |slot: Slot, previous: Option<&KeyStatus>| -> Option<KeyStatus> {
+        let Some(h) = slot_held(applied, slot) else {
+            return previous.cloned();
+        };
+        let generated_at = match previous {
+            Some(p) if p.revision == h.revision && p.fingerprint == h.fingerprint => {
+                p.generated_at.clone()
+            }
+            _ => Time(now),
+        };
+        Some(KeyStatus {
+            revision: h.revision,
+            generated_at,
+            fingerprint: h.fingerprint.clone(),
+        })
+    };
+
+    let created = plan.actions.contains(&Action::KeysCreated);
+    let revoked_now = plan.actions.contains(&Action::Revoked);
+
+    let mut history: Vec<HistoryEntry> = plan
+        .actions
+        .iter()
+        .rev()
+        .map(|&action| {
+            let slot = match action {
+                Action::Regenerated(slot) => Some(slot),
+                _ => None,
+            };
+            let held = slot.and_then(|s| slot_held(applied, s));
+            HistoryEntry {
+                action: action_name(action).into(),
+                slot: slot.map(|s| s.name().into()),
+                revision: held.map(|h| h.revision),
+                at: Time(now),
+                by: None,
+                fingerprint: held.map(|h| h.fingerprint.clone()),
+            }
+        })
+        .collect();
+    history.extend(old.history.iter().cloned());
+    history.truncate(HISTORY_LIMIT);
+
+    let (ready, reason, message) = readiness(ks, applied);
+    let conditions = vec![
+        condition(
+            &old.conditions,
+            READY,
+            ready,
+            reason,
+            message,
+            generation,
+            now,
+        ),
+        if plan.revoked {
+            condition(
+                &old.conditions,
+                REVOKED,
+                true,
+                "KeysRevoked",
+                "spec.revoke was confirmed; both keys are destroyed".into(),
+                generation,
+                now,
+            )
+        } else {
+            condition(
+                &old.conditions,
+                REVOKED,
+                false,
+                "NotRevoked",
+                "the key set is active".into(),
+                generation,
+                now,
+            )
+        },
+    ];
+
+    DataMinerKeySetStatus {
+        observed_generation: generation,
+        scope: Some(scope.into()),
+        target: Some(target),
+        secret_name: if applied.held.iter().any(Option::is_some) || old.secret_name.is_some() {
+            Some(secret_name(ks))
+        } else {
+            None
+        },
+        created_at: old
+            .created_at
+            .clone()
+            .or_else(|| created.then_some(Time(now))),
+        created_by: old.created_by.clone(),
+        primary: key_status(Slot::Primary, old.primary.as_ref()),
+        secondary: key_status(Slot::Secondary, old.secondary.as_ref()),
+        revoked_at: old
+            .revoked_at
+            .clone()
+            .or_else(|| revoked_now.then_some(Time(now))),
+        revoked_by: old.revoked_by.clone(),
+        conditions,
+        history,
+    }
+}
+
+/// Events to publish: one per action, and one per problem that is new since the last status
+/// (a problem already reported in the Ready condition is not repeated on every resync).
+pub fn notices(ks: &DataMinerKeySet, applied: &Applied) -> Vec<Notice> {
+    let mut out: Vec<Notice> = applied
+        .plan
+        .actions
+        .iter()
+        // A recreated Secret is reported by its SecretMissing warning alone.
+        .filter(|&&action| action != Action::SecretRecreated)
+        .map(|&action| Notice {
+            warning: false,
+            reason: event_reason(action),
+            action: action_name(action),
+            note: action_note(ks, action, applied),
+        })
+        .collect();
+    let old_ready = ks
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == READY));
+    for problem in &applied.plan.problems {
+        let reason = problem_reason(problem);
+        let message = problem_message(ks, problem, applied);
+        let already_reported = !matches!(problem, Problem::SecretMissing)
+            && old_ready.is_some_and(|c| c.reason == reason && c.message == message);
+        if !already_reported {
+            out.push(Notice {
+                warning: true,
+                reason,
+                action: "Reconcile",
+                note: message,
+            });
+        }
+    }
+    out
+}

@@ -1,0 +1,103 @@
+//! The operator binary, run as a real process against the test control plane, restricted to
+//! one test namespace (its Lease lives there too), logging JSON to a file the test can read.
+
+use std::{
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use dmk_control_plane::ControlPlane;
+
+pub struct Operator {
+    child: Option<Child>,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+    kubeconfig: Option<PathBuf>,
+    namespace: String,
+}
+
+impl Operator {
+    pub fn start(cp: &ControlPlane, namespace: &str) -> Operator {
+        let dir = tempfile::tempdir().unwrap();
+        let mut op = Operator {
+            child: None,
+            log: dir.path().join("operator.log"),
+            _dir: dir,
+            kubeconfig: cp.kubeconfig_path().map(PathBuf::from),
+            namespace: namespace.to_string(),
+        };
+        op.restart();
+        op
+    }
+
+    /// Starts the process again (after `stop` or `kill`), appending to the same log.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "operator already running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_dataminer-keys-operator"));
+        cmd.args([
+            "--namespace",
+            &self.namespace,
+            "--leader-election-namespace",
+            &self.namespace,
+            "--metrics-address",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+            "--log-level",
+            "info",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(log.try_clone().unwrap()))
+        .stderr(Stdio::from(log));
+        if let Some(k) = &self.kubeconfig {
+            cmd.env("KUBECONFIG", k);
+        }
+        self.child = Some(dmk_control_plane::spawn_supervised(cmd).expect("start the operator"));
+    }
+
+    /// SIGTERM, as Kubernetes stops a pod; waits for a clean exit.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            unsafe { libc_kill(child.id() as i32, 15) };
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            while std::time::Instant::now() < deadline {
+                if child.try_wait().unwrap().is_some() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the operator did not stop within 20s of SIGTERM");
+        }
+    }
+
+    /// SIGKILL: a crash.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+unsafe extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}
