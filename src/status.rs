@@ -295,11 +295,15 @@ pub fn next_status(ks: &DataMinerKeySet, applied: &Applied) -> DataMinerKeySetSt
         observed_generation: generation,
         scope: Some(scope.into()),
         target: Some(target),
-        secret_name: if applied.held.iter().any(Option::is_some) || old.secret_name.is_some() {
-            Some(secret_name(ks))
-        } else {
-            None
-        },
+        // Recorded once, when the keys first exist; never follows a later spec change, which
+        // is how the controller notices a Secret name changed behind the CRD's back.
+        secret_name: old.secret_name.clone().or_else(|| {
+            applied
+                .held
+                .iter()
+                .any(Option::is_some)
+                .then(|| secret_name(ks))
+        }),
         created_at: old
             .created_at
             .clone()
@@ -352,4 +356,251 @@ pub fn notices(ks: &DataMinerKeySet, applied: &Applied) -> Vec<Notice> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        api::{DataMinerKeySetSpec, OrganizationScope, Permission, Scope},
+        plan::SecretWrite,
+    };
+
+    fn keyset() -> DataMinerKeySet {
+        let mut ks = DataMinerKeySet::new(
+            "ks",
+            DataMinerKeySetSpec {
+                label: "CI".into(),
+                scope: Scope {
+                    organization: Some(OrganizationScope { name: "org".into() }),
+                    system: None,
+                },
+                permissions: vec![Permission::ReadCatalogItems],
+                key_format: Default::default(),
+                secret: None,
+                regenerate: None,
+                revoke: None,
+            },
+        );
+        ks.metadata.namespace = Some("ns".into());
+        ks.metadata.generation = Some(1);
+        ks
+    }
+
+    fn plan(actions: Vec<Action>, problems: Vec<Problem>) -> Plan {
+        Plan {
+            write: SecretWrite::None,
+            actions,
+            problems,
+            revoked: false,
+        }
+    }
+
+    fn held(p: i64, s: i64) -> [Option<Held>; 2] {
+        [
+            Some(Held {
+                revision: p,
+                fingerprint: format!("sha256:p{p}"),
+            }),
+            Some(Held {
+                revision: s,
+                fingerprint: format!("sha256:s{s}"),
+            }),
+        ]
+    }
+
+    fn at(secs: i64) -> Timestamp {
+        Timestamp::from_second(secs).unwrap()
+    }
+
+    #[test]
+    fn an_idle_reconcile_reproduces_the_status_exactly() {
+        let mut ks = keyset();
+        let created = plan(vec![Action::KeysCreated], vec![]);
+        let first = next_status(
+            &ks,
+            &Applied {
+                plan: &created,
+                held: held(1, 1),
+                now: at(100),
+            },
+        );
+        ks.status = Some(first.clone());
+        let idle = plan(vec![], vec![]);
+        let second = next_status(
+            &ks,
+            &Applied {
+                plan: &idle,
+                held: held(1, 1),
+                now: at(999),
+            },
+        );
+        assert_eq!(first, second, "no change means no status write");
+        assert!(
+            notices(
+                &ks,
+                &Applied {
+                    plan: &idle,
+                    held: held(1, 1),
+                    now: at(999)
+                }
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_regeneration_moves_only_its_slot_and_is_recorded_first() {
+        let mut ks = keyset();
+        let created = plan(vec![Action::KeysCreated], vec![]);
+        ks.status = Some(next_status(
+            &ks,
+            &Applied {
+                plan: &created,
+                held: held(1, 1),
+                now: at(100),
+            },
+        ));
+        let regen = plan(vec![Action::Regenerated(Slot::Primary)], vec![]);
+        let st = next_status(
+            &ks,
+            &Applied {
+                plan: &regen,
+                held: held(2, 1),
+                now: at(200),
+            },
+        );
+        assert_eq!(st.primary.as_ref().unwrap().generated_at, Time(at(200)));
+        assert_eq!(st.secondary.as_ref().unwrap().generated_at, Time(at(100)));
+        assert_eq!(st.history[0].action, "RegeneratePrimary");
+        assert_eq!(st.history[0].revision, Some(2));
+        assert_eq!(st.history[0].fingerprint.as_deref(), Some("sha256:p2"));
+        assert_eq!(st.history[1].action, "KeysCreated");
+        // Ready stayed True: its lastTransitionTime does not move.
+        let ready = st.conditions.iter().find(|c| c.type_ == READY).unwrap();
+        assert_eq!(
+            (ready.status.as_str(), &ready.last_transition_time),
+            ("True", &Time(at(100)))
+        );
+    }
+
+    #[test]
+    fn history_keeps_the_newest_entries_only() {
+        let mut ks = keyset();
+        for i in 0..(HISTORY_LIMIT as i64 + 5) {
+            let p = plan(vec![Action::Regenerated(Slot::Secondary)], vec![]);
+            ks.status = Some(next_status(
+                &ks,
+                &Applied {
+                    plan: &p,
+                    held: held(1, i + 2),
+                    now: at(i),
+                },
+            ));
+        }
+        let history = &ks.status.as_ref().unwrap().history;
+        assert_eq!(history.len(), HISTORY_LIMIT);
+        assert_eq!(history[0].revision, Some(HISTORY_LIMIT as i64 + 6));
+    }
+
+    #[test]
+    fn the_secret_name_is_recorded_once_and_never_follows_the_spec() {
+        let mut ks = keyset();
+        let created = plan(vec![Action::KeysCreated], vec![]);
+        ks.status = Some(next_status(
+            &ks,
+            &Applied {
+                plan: &created,
+                held: held(1, 1),
+                now: at(1),
+            },
+        ));
+        ks.spec.secret = Some(crate::api::SecretSpec {
+            name: Some("moved".into()),
+            ..Default::default()
+        });
+        let refused = plan(vec![], vec![Problem::InvalidSpec("moved".into())]);
+        let st = next_status(
+            &ks,
+            &Applied {
+                plan: &refused,
+                held: [None, None],
+                now: at(2),
+            },
+        );
+        assert_eq!(st.secret_name.as_deref(), Some("ks-keys"));
+    }
+
+    #[test]
+    fn a_problem_is_announced_once_while_it_lasts() {
+        let mut ks = keyset();
+        let created = plan(vec![Action::KeysCreated], vec![]);
+        ks.status = Some(next_status(
+            &ks,
+            &Applied {
+                plan: &created,
+                held: held(1, 1),
+                now: at(1),
+            },
+        ));
+        let drift = plan(vec![], vec![Problem::SecretDrift(vec![Slot::Primary])]);
+        let applied = Applied {
+            plan: &drift,
+            held: held(1, 1),
+            now: at(2),
+        };
+        let first = notices(&ks, &applied);
+        assert_eq!(first.len(), 1);
+        assert!(first[0].warning && first[0].reason == "SecretDrift");
+        ks.status = Some(next_status(&ks, &applied));
+        let ready = ks
+            .status
+            .as_ref()
+            .unwrap()
+            .conditions
+            .iter()
+            .find(|c| c.type_ == READY)
+            .unwrap();
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "SecretDrift")
+        );
+        assert!(
+            notices(
+                &ks,
+                &Applied {
+                    plan: &drift,
+                    held: held(1, 1),
+                    now: at(3)
+                }
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn notes_name_the_slot_revision_and_fingerprint() {
+        let ks = keyset();
+        let regen = plan(vec![Action::Regenerated(Slot::Secondary)], vec![]);
+        let n = notices(
+            &ks,
+            &Applied {
+                plan: &regen,
+                held: held(3, 4),
+                now: at(1),
+            },
+        );
+        assert_eq!(n[0].reason, "SecondaryKeyRegenerated");
+        assert!(
+            n[0].note
+                .contains("secondary key: now revision 4 (sha256:s4)"),
+            "{}",
+            n[0].note
+        );
+        assert!(
+            n[0].note.contains("primary key is unchanged at revision 3"),
+            "{}",
+            n[0].note
+        );
+    }
 }

@@ -112,7 +112,10 @@ pub struct DataMinerKeySetSpec {
     /// keys.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 16))]
-    #[x_kube(merge_strategy = ListMerge::Set)]
+    #[x_kube(
+        validation = Rule::new("self.all(p, self.exists_one(q, q == p))")
+            .message("spec.permissions lists a permission more than once: list each permission once")
+    )]
     pub permissions: Vec<Permission>,
 
     /// How new keys are encoded. Applies to keys generated from then on.

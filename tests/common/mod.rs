@@ -100,10 +100,18 @@ pub async fn keyset_where(
     what: &str,
     pred: impl Fn(&DataMinerKeySet) -> bool,
 ) -> DataMinerKeySet {
-    eventually(30, what, || async {
-        api.get_opt(name).await.ok().flatten().filter(|k| pred(k))
-    })
-    .await
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let current = api.get_opt(name).await.ok().flatten();
+        if let Some(ks) = current.as_ref().filter(|k| pred(k)) {
+            return ks.clone();
+        }
+        if tokio::time::Instant::now() > deadline {
+            let status = current.map(|k| serde_json::to_string_pretty(&k.status).unwrap());
+            panic!("timed out after 30s waiting for {what} on {name}; status: {status:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 pub fn condition<'a>(

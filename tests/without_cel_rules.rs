@@ -1,0 +1,169 @@
+//! Clusters where the admission rules were bypassed (an older CRD, a forced apply): this test
+//! binary installs the CRD with every CEL rule stripped, and the controller must still refuse
+//! what the rules would have refused, change nothing, and say why.
+
+mod common;
+
+use common::{
+    KeyLedger, LABEL, apply, is_ready, keyset_where, operator::Operator, org_keyset, revisions,
+};
+use dataminer_keys_operator::api::DataMinerKeySet;
+use dmk_control_plane::{ControlPlane, Options};
+use k8s_openapi::api::core::v1::Secret;
+use kube::{Api, ResourceExt};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+fn strip_rules(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            map.remove("x-kubernetes-validations");
+            map.values_mut().for_each(strip_rules);
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_rules),
+        _ => {}
+    }
+}
+
+async fn control_plane() -> &'static ControlPlane {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    let dir = DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut crd: Value =
+            serde_yaml::from_str(&dataminer_keys_operator::api::crd_yaml()).unwrap();
+        strip_rules(&mut crd);
+        assert!(!crd.to_string().contains("x-kubernetes-validations"));
+        std::fs::write(
+            dir.path().join("crd.yaml"),
+            serde_yaml::to_string(&crd).unwrap(),
+        )
+        .unwrap();
+        dir
+    });
+    let opts = Options {
+        crd_dir: Some(dir.path().to_path_buf()),
+        ..Default::default()
+    };
+    dmk_control_plane::shared(&opts)
+        .await
+        .expect("control plane")
+}
+
+fn ready_reason(ks: &DataMinerKeySet) -> (String, String) {
+    let c = common::condition(ks, "Ready").expect("Ready condition");
+    (c.reason.clone(), c.message.clone())
+}
+
+#[tokio::test]
+async fn a_mismatched_request_changes_nothing_and_says_why() {
+    let cp = control_plane().await;
+    let ns = cp.namespace("no-cel").await.unwrap();
+    let client = cp.client().await.unwrap();
+    let keysets: Api<DataMinerKeySet> = Api::namespaced(client.clone(), &ns);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    let op = Operator::start(cp, &ns);
+    let mut ledger = KeyLedger::default();
+
+    apply(&keysets, &org_keyset("ks")).await.unwrap();
+    keyset_where(&keysets, "ks", "Ready", is_ready).await;
+    let before = secrets.get("ks-keys").await.unwrap();
+    ledger.record(&before);
+
+    // A regenerate with the wrong label, and a valid-looking revoke with the wrong label.
+    let mut manifest = org_keyset("ks");
+    manifest["spec"]["regenerate"] =
+        json!({"primary": {"revision": 2, "confirmLabel": "GitHub catalog"}});
+    apply(&keysets, &manifest)
+        .await
+        .expect("accepted: the CRD has no rules here");
+    let ks = keyset_where(&keysets, "ks", "ConfirmationMismatch", |k| {
+        common::condition(k, "Ready").is_some_and(|c| c.reason == "ConfirmationMismatch")
+    })
+    .await;
+    let (_, message) = ready_reason(&ks);
+    assert!(
+        message.contains(&format!("set confirmLabel to \"{LABEL}\"")),
+        "{message}"
+    );
+    assert_eq!(revisions(&ks), (1, 1));
+
+    manifest["spec"]["revoke"] = json!({"confirmLabel": "nope"});
+    apply(&keysets, &manifest).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = secrets
+        .get("ks-keys")
+        .await
+        .expect("the Secret still exists");
+    assert_eq!(
+        after.resource_version(),
+        before.resource_version(),
+        "the Secret was not written"
+    );
+    let ks = keysets.get("ks").await.unwrap();
+    assert_eq!(revisions(&ks), (1, 1));
+    assert_eq!(common::condition(&ks, "Revoked").unwrap().status, "False");
+    assert!(common::event_count(&client, &ns, "ks", "ConfirmationMismatch").await >= 1);
+
+    // Correcting the label lets both requests through: the revoke wins.
+    manifest["spec"]["regenerate"]["primary"]["confirmLabel"] = json!(LABEL);
+    manifest["spec"]["revoke"]["confirmLabel"] = json!(LABEL);
+    apply(&keysets, &manifest).await.unwrap();
+    keyset_where(&keysets, "ks", "Revoked", |k| {
+        common::condition(k, "Revoked").is_some_and(|c| c.status == "True")
+    })
+    .await;
+    assert!(secrets.get_opt("ks-keys").await.unwrap().is_none());
+    ledger.assert_no_leaks(&client, &ns, &op.logs()).await;
+}
+
+#[tokio::test]
+async fn invalid_specs_get_no_keys_and_an_invalid_spec_warning() {
+    let cp = control_plane().await;
+    let ns = cp.namespace("no-cel-invalid").await.unwrap();
+    let client = cp.client().await.unwrap();
+    let keysets: Api<DataMinerKeySet> = Api::namespaced(client.clone(), &ns);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    let _op = Operator::start(cp, &ns);
+
+    let mut both = org_keyset("both");
+    both["spec"]["scope"]["system"] = json!({"name": "dms"});
+    let mut none = org_keyset("noperm");
+    none["spec"]["permissions"] = json!([]);
+    for (name, manifest) in [("both", both), ("noperm", none)] {
+        apply(&keysets, &manifest).await.unwrap();
+        let ks = keyset_where(&keysets, name, "InvalidSpec", |k| {
+            common::condition(k, "Ready").is_some_and(|c| c.reason == "InvalidSpec")
+        })
+        .await;
+        assert!(ks.status.as_ref().unwrap().primary.is_none());
+        assert!(
+            secrets
+                .get_opt(&format!("{name}-keys"))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        common::eventually(10, "an InvalidSpec warning", || async {
+            (common::event_count(&client, &ns, name, "InvalidSpec").await == 1).then_some(())
+        })
+        .await;
+    }
+
+    // A Secret name changed after creation is refused too: the keys stay where they are.
+    apply(&keysets, &org_keyset("moved")).await.unwrap();
+    keyset_where(&keysets, "moved", "Ready", is_ready).await;
+    let mut moved = org_keyset("moved");
+    moved["spec"]["secret"] = json!({"name": "elsewhere"});
+    apply(&keysets, &moved).await.unwrap();
+    let ks = keyset_where(&keysets, "moved", "InvalidSpec", |k| {
+        common::condition(k, "Ready").is_some_and(|c| c.reason == "InvalidSpec")
+    })
+    .await;
+    assert!(
+        ready_reason(&ks)
+            .1
+            .contains("spec.secret.name is immutable")
+    );
+    assert!(secrets.get_opt("moved-keys").await.unwrap().is_some());
+    assert!(secrets.get_opt("elsewhere").await.unwrap().is_none());
+}
