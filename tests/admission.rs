@@ -71,6 +71,9 @@ async fn refused_on_update(
     );
 }
 
+/// A change to a manifest.
+type Edit = Box<dyn Fn(&mut Value)>;
+
 fn named(mut v: Value, name: &str) -> Value {
     v["metadata"]["name"] = json!(name);
     v
@@ -79,7 +82,7 @@ fn named(mut v: Value, name: &str) -> Value {
 #[tokio::test]
 async fn invalid_new_key_sets_are_refused_with_what_to_type() {
     let api = api("admission-create").await;
-    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>, Vec<&str>)> = vec![
+    let cases: Vec<(&str, Edit, Vec<&str>)> = vec![
         (
             "empty-label",
             Box::new(|v| v["spec"]["label"] = json!("")),
