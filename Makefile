@@ -17,18 +17,19 @@ test: control-plane
 	@awk '/^test result:/ {p+=$$4; f+=$$6; s+=$$8} END {printf "tests: %d passed, %d failed, %d skipped\n", p, f, s}' target/test-output.log
 
 ## make run: the operator against $$KUBECONFIG when that cluster answers, else against a local
-## control plane started here (Ctrl-C stops everything).
+## control plane started here (Ctrl-C stops everything). RUN_ARGS adds operator flags.
+RUN_ARGS ?= --metrics-address 127.0.0.1:8080
 run: control-plane
 	@$(CARGO) build --workspace --bins
 	@bin=$$(bash tests/control-plane/build.sh 2>/dev/null | tail -n1); \
 	if [ -n "$${KUBECONFIG:-}" ] && "$$bin/kubectl" --request-timeout=5s get --raw=/readyz >/dev/null 2>&1; then \
-	  echo "[run] using the cluster in KUBECONFIG=$$KUBECONFIG"; \
-	  "$$bin/kubectl" apply --server-side --field-manager=dataminer-keys-operator -f crds/; \
-	  echo "[run] the operator binary does not exist yet: CRDs are installed, nothing else to run"; \
+	  echo "[run] using the cluster in KUBECONFIG=$$KUBECONFIG; installing the CRD"; \
+	  "$$bin/kubectl" apply --server-side --field-manager=dataminer-keys-install -f crds/; \
+	  exec target/debug/dataminer-keys-operator $(RUN_ARGS); \
 	else \
-	  [ -n "$${KUBECONFIG:-}" ] && echo "[run] KUBECONFIG=$$KUBECONFIG does not answer; starting a local control plane"; \
-	  echo "[run] the operator binary does not exist yet: this brings up the control plane with the CRDs"; \
-	  exec target/debug/dmk-control-plane --state-dir "$(DEV_STATE)" --crds crds; \
+	  if [ -n "$${KUBECONFIG:-}" ]; then echo "[run] KUBECONFIG=$$KUBECONFIG does not answer; starting a local control plane"; fi; \
+	  exec target/debug/dmk-control-plane --state-dir "$(DEV_STATE)" --crds crds -- \
+	    target/debug/dataminer-keys-operator $(RUN_ARGS); \
 	fi
 
 ## Build (or find cached) kube-apiserver, kube-controller-manager, kubectl and etcd.

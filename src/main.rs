@@ -175,7 +175,12 @@ async fn main() -> ExitCode {
     let ready_flag = ready.clone();
     tokio::spawn(async move {
         for store in stores {
-            let _ = store.wait_until_ready().await;
+            // The store's readiness signal wakes only its most recent waiter, and the
+            // controller waits on it too: re-poll instead of waiting once.
+            while tokio::time::timeout(Duration::from_millis(200), store.wait_until_ready())
+                .await
+                .is_err()
+            {}
         }
         ready_flag.store(true, Ordering::Relaxed);
         tracing::info!("watches synced; ready");
@@ -197,7 +202,8 @@ async fn main() -> ExitCode {
         }
     };
     if let Some(elector) = &elector {
-        elector.release().await;
+        // Best effort, bounded: a standby otherwise takes over when the Lease expires.
+        let _ = tokio::time::timeout(Duration::from_secs(3), elector.release()).await;
     }
     tracing::info!("shut down");
     code

@@ -15,10 +15,16 @@ pub struct Operator {
     _dir: tempfile::TempDir,
     kubeconfig: Option<PathBuf>,
     namespace: String,
+    extra_args: Vec<String>,
 }
 
 impl Operator {
     pub fn start(cp: &ControlPlane, namespace: &str) -> Operator {
+        Self::start_with(cp, namespace, &[])
+    }
+
+    /// Starts with extra flags (they win over the defaults above them).
+    pub fn start_with(cp: &ControlPlane, namespace: &str, extra_args: &[&str]) -> Operator {
         let dir = tempfile::tempdir().unwrap();
         let mut op = Operator {
             child: None,
@@ -26,6 +32,7 @@ impl Operator {
             _dir: dir,
             kubeconfig: cp.kubeconfig_path().map(PathBuf::from),
             namespace: namespace.to_string(),
+            extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
         };
         op.restart();
         op
@@ -52,6 +59,7 @@ impl Operator {
             "--log-level",
             "info",
         ])
+        .args(&self.extra_args)
         .stdin(Stdio::null())
         .stdout(Stdio::from(log.try_clone().unwrap()))
         .stderr(Stdio::from(log));
@@ -84,6 +92,24 @@ impl Operator {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// The address of /healthz, /readyz and /metrics, from the start-up log line.
+    pub async fn http_address(&self) -> String {
+        super::eventually(20, "the operator's HTTP address in its log", || async {
+            self.logs()
+                .lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .rfind(|v| v["message"] == "serving /healthz, /readyz, /metrics")
+                .and_then(|v| v["address"].as_str().map(str::to_string))
+        })
+        .await
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().unwrap().is_none())
     }
 
     pub fn logs(&self) -> String {

@@ -50,10 +50,16 @@ fn registry() -> &'static Mutex<Registry> {
 
 /// Starts `cmd` so that it dies with this process (tests use it for the operator too).
 pub fn spawn(mut cmd: Command) -> std::io::Result<Child> {
-    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    // SAFETY: prctl and setpgid are async-signal-safe and touch no memory of the parent.
     unsafe {
         cmd.pre_exec(|| {
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // A process group of its own: a terminal's Ctrl-C reaches the program under test
+            // (which may still need the API server to shut down cleanly), not etcd and the
+            // API server, which we stop ourselves, in order, afterwards.
+            if libc::setpgid(0, 0) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())

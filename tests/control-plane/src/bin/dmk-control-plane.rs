@@ -57,6 +57,12 @@ async fn main() -> ExitCode {
     if opts.crd_dir.is_some() {
         eprintln!("[control-plane] CRDs installed; try: kubectl apply -f examples/");
     }
+    if !command.is_empty() {
+        eprintln!(
+            "[control-plane] running {} (Ctrl-C stops it and the control plane)",
+            command[0]
+        );
+    }
 
     let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
     let code = if command.is_empty() {

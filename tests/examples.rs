@@ -1,0 +1,86 @@
+//! Every manifest in examples/ is accepted by the real API server and does what its comments
+//! say, with the operator running: the README's walkthrough, executed.
+
+mod common;
+
+use common::{KeyLedger, apply, is_ready, keyset_where, operator::Operator, revisions};
+use dataminer_keys_operator::api::DataMinerKeySet;
+use k8s_openapi::api::core::v1::Secret;
+use kube::{Api, ResourceExt};
+use serde_json::Value;
+use std::path::Path;
+
+fn manifest(path: &str) -> Value {
+    let full = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(path);
+    serde_yaml::from_str(&std::fs::read_to_string(&full).unwrap()).unwrap()
+}
+
+fn value(secret: &Secret, key: &str) -> String {
+    String::from_utf8(secret.data.as_ref().unwrap()[key].0.clone()).unwrap()
+}
+
+#[tokio::test]
+async fn the_examples_run_the_whole_life_cycle() {
+    let cp = common::control_plane().await;
+    let ns = cp.namespace("examples").await.unwrap();
+    let client = cp.client().await.unwrap();
+    let keysets: Api<DataMinerKeySet> = Api::namespaced(client.clone(), &ns);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    let op = Operator::start(cp, &ns);
+    let mut ledger = KeyLedger::default();
+
+    // kubectl apply -f examples/
+    apply(&keysets, &manifest("organization-keyset.yaml"))
+        .await
+        .unwrap();
+    apply(&keysets, &manifest("system-keyset.yaml"))
+        .await
+        .unwrap();
+    keyset_where(&keysets, "catalog-ci", "Ready", is_ready).await;
+    keyset_where(&keysets, "dms-prod-deploy", "Ready", is_ready).await;
+
+    let org = secrets.get("catalog-ci-keys").await.unwrap();
+    let token = value(&org, "DATAMINER_TOKEN");
+    ledger.record_value(&token);
+    ledger.record_value(&value(&org, "DATAMINER_TOKEN_SECONDARY"));
+    assert_eq!(token.len(), 32);
+    assert_eq!(org.labels()["team"], "platform");
+    let sys = secrets.get("dms-prod-deploy-key").await.unwrap();
+    let deploy = value(&sys, "DATAMINER_DEPLOY_KEY");
+    ledger.record_value(&deploy);
+    ledger.record_value(&value(&sys, "secondaryKey"));
+    assert_eq!(deploy.len(), 43, "Base64Url256 keys are 43 characters");
+    assert_eq!(sys.annotations()["keys.dataminer.services/scope"], "System");
+
+    // examples/lifecycle, one step at a time.
+    let steps = [
+        ("lifecycle/1-create.yaml", (1, 1)),
+        ("lifecycle/2-regenerate-secondary.yaml", (1, 2)),
+        ("lifecycle/3-regenerate-primary.yaml", (2, 2)),
+    ];
+    for (file, expected) in steps {
+        apply(&keysets, &manifest(file)).await.unwrap();
+        keyset_where(&keysets, "lifecycle-demo", file, |k| {
+            is_ready(k) && revisions(k) == expected
+        })
+        .await;
+        ledger.record(&secrets.get("lifecycle-demo-keys").await.unwrap());
+    }
+    apply(&keysets, &manifest("lifecycle/4-revoke.yaml"))
+        .await
+        .unwrap();
+    keyset_where(&keysets, "lifecycle-demo", "revoked", |k| {
+        common::condition(k, "Revoked").is_some_and(|c| c.status == "True")
+    })
+    .await;
+    assert!(
+        secrets
+            .get_opt("lifecycle-demo-keys")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    ledger.assert_no_leaks(&client, &ns, &op.logs()).await;
+}

@@ -1,0 +1,145 @@
+//! The operator as a process: HTTP endpoints, metrics, structured logs, leader election.
+
+mod common;
+
+use common::{
+    KeyLedger, action_lines, apply, http_get, is_ready, keyset_where, operator::Operator,
+    org_keyset,
+};
+use dataminer_keys_operator::api::DataMinerKeySet;
+use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
+use std::time::Duration;
+
+#[tokio::test]
+async fn health_readiness_and_metrics_are_served() {
+    let cp = common::control_plane().await;
+    let ns = cp.namespace("http").await.unwrap();
+    let client = cp.client().await.unwrap();
+    let keysets: Api<DataMinerKeySet> = Api::namespaced(client.clone(), &ns);
+    let op = Operator::start(cp, &ns);
+    let address = op.http_address().await;
+
+    assert_eq!(
+        http_get(&address, "/healthz").await,
+        (200, "ok".to_string())
+    );
+    common::eventually(20, "/readyz to answer 200", || async {
+        (http_get(&address, "/readyz").await.0 == 200).then_some(())
+    })
+    .await;
+
+    apply(&keysets, &org_keyset("ks")).await.unwrap();
+    keyset_where(&keysets, "ks", "Ready", is_ready).await;
+    let (code, metrics) = http_get(&address, "/metrics").await;
+    assert_eq!(code, 200);
+    for expected in [
+        "dataminer_keys_reconciles_total{result=\"ok\"}",
+        "dataminer_keys_reconcile_duration_seconds_bucket",
+        "dataminer_keys_actions_total{action=\"KeysCreated\"} 1",
+        "dataminer_keys_keysets{state=\"Ready\"} 1",
+    ] {
+        assert!(
+            metrics.contains(expected),
+            "missing {expected} in:\n{metrics}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_action_is_one_structured_log_line_without_the_key() {
+    let cp = common::control_plane().await;
+    let ns = cp.namespace("logs").await.unwrap();
+    let client = cp.client().await.unwrap();
+    let keysets: Api<DataMinerKeySet> = Api::namespaced(client.clone(), &ns);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    let op = Operator::start(cp, &ns);
+    let mut ledger = KeyLedger::default();
+
+    apply(&keysets, &org_keyset("ks")).await.unwrap();
+    keyset_where(&keysets, "ks", "Ready", is_ready).await;
+    let mut manifest = org_keyset("ks");
+    manifest["spec"]["regenerate"] =
+        serde_json::json!({"secondary": {"revision": 4, "confirmLabel": common::LABEL}});
+    apply(&keysets, &manifest).await.unwrap();
+    let ks = keyset_where(&keysets, "ks", "secondary at 4", |k| {
+        is_ready(k) && common::revisions(k) == (1, 4)
+    })
+    .await;
+    ledger.record(&secrets.get("ks-keys").await.unwrap());
+
+    let lines = common::eventually(10, "three action lines", || async {
+        let lines = action_lines(&op.logs());
+        (lines.len() == 3).then_some(lines)
+    })
+    .await;
+    let regenerate = lines
+        .iter()
+        .find(|l| l["action"] == "RegenerateSecondary")
+        .expect("a RegenerateSecondary line");
+    assert_eq!(regenerate["namespace"], ns.as_str());
+    assert_eq!(regenerate["name"], "ks");
+    assert_eq!(regenerate["slot"], "secondary");
+    assert_eq!(regenerate["revision"], 4);
+    let fp = &ks
+        .status
+        .as_ref()
+        .unwrap()
+        .secondary
+        .as_ref()
+        .unwrap()
+        .fingerprint;
+    assert_eq!(regenerate["fingerprint"], fp.as_str());
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l["action"] == "KeysCreated")
+            .count(),
+        2,
+        "creation logs one line per slot"
+    );
+    ledger.assert_no_leaks(&client, &ns, &op.logs()).await;
+}
+
+#[tokio::test]
+async fn two_replicas_never_act_at_once_and_a_standby_takes_over() {
+    let cp = common::control_plane().await;
+    let ns = cp.namespace("leader").await.unwrap();
+    let client = cp.client().await.unwrap();
+    let keysets: Api<DataMinerKeySet> = Api::namespaced(client.clone(), &ns);
+    let mut a = Operator::start(cp, &ns);
+    // Let A take the Lease first, so the roles are known.
+    common::eventually(20, "replica A to lead", || async {
+        a.logs().contains("became leader").then_some(())
+    })
+    .await;
+    let mut b = Operator::start(cp, &ns);
+    common::eventually(20, "replica B to stand by", || async {
+        b.logs().contains("standing by").then_some(())
+    })
+    .await;
+
+    apply(&keysets, &org_keyset("one")).await.unwrap();
+    keyset_where(&keysets, "one", "Ready", is_ready).await;
+    assert_eq!(action_lines(&a.logs()).len(), 2, "the leader acted");
+    assert!(
+        action_lines(&b.logs()).is_empty(),
+        "the standby did not act"
+    );
+    assert!(!b.logs().contains("became leader"));
+
+    // A clean stop releases the Lease: B takes over within a renew interval or two.
+    a.stop();
+    common::eventually(20, "replica B to lead", || async {
+        b.logs().contains("became leader").then_some(())
+    })
+    .await;
+    apply(&keysets, &org_keyset("two")).await.unwrap();
+    keyset_where(&keysets, "two", "Ready", is_ready).await;
+    assert!(
+        action_lines(&b.logs()).iter().any(|l| l["name"] == "two"),
+        "the new leader acts"
+    );
+    assert!(b.is_running());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}
