@@ -551,3 +551,42 @@ fn base64_of(s: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(s)
 }
+
+#[tokio::test]
+async fn secret_labels_and_annotations_follow_the_spec_and_leave_others_alone() {
+    let mut e = env("metadata").await;
+    let mut manifest = org_keyset("ks");
+    manifest["spec"]["secret"] = json!({
+        "labels": { "team": "platform", "app.kubernetes.io/managed-by": "someone-else" },
+        "annotations": { "reloader.stakater.com/match": "true" }
+    });
+    apply(&e.keysets, &manifest).await.unwrap();
+    e.ready("ks").await;
+    let secret = e.secrets.get("ks-keys").await.unwrap();
+    let (p, s) = e.ledger.record(&secret);
+    assert_eq!(secret.labels()["team"], "platform");
+    assert_eq!(
+        secret.labels()["app.kubernetes.io/managed-by"],
+        "dataminer-keys-operator",
+        "the operator's own labels win"
+    );
+    assert_eq!(secret.annotations()["reloader.stakater.com/match"], "true");
+
+    // Another tool labels the Secret; then the user drops "team" and changes the annotation.
+    let other = json!({"metadata": {"labels": {"backup": "daily"}}});
+    e.secrets.patch("ks-keys", &PatchParams::default(), &Patch::Merge(&other)).await.unwrap();
+    manifest["spec"]["secret"] = json!({ "annotations": { "reloader.stakater.com/match": "false" } });
+    apply(&e.keysets, &manifest).await.unwrap();
+    let secret = common::eventually(30, "the Secret metadata to follow the spec", || async {
+        let s = e.secrets.get("ks-keys").await.unwrap();
+        (!s.labels().contains_key("team")
+            && s.annotations().get("reloader.stakater.com/match").map(String::as_str) == Some("false"))
+        .then_some(s)
+    })
+    .await;
+    assert_eq!(secret.labels()["backup"], "daily", "another manager's label is kept");
+    assert_eq!(common::key_values(&secret), (p, s), "metadata changes never touch the keys");
+    let ks = e.ready("ks").await;
+    assert_eq!(revisions(&ks), (1, 1));
+    e.finish().await;
+}

@@ -75,7 +75,8 @@ impl Operator {
             unsafe { libc_kill(child.id() as i32, 15) };
             let deadline = std::time::Instant::now() + Duration::from_secs(20);
             while std::time::Instant::now() < deadline {
-                if child.try_wait().unwrap().is_some() {
+                if let Some(status) = child.try_wait().unwrap() {
+                    assert!(status.success(), "a SIGTERM stop exits cleanly, got {status}");
                     return;
                 }
                 std::thread::sleep(Duration::from_millis(50));
