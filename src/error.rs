@@ -5,6 +5,12 @@ use crate::keys::RandomSourceError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    #[error("{object}: reading the key set: {source}")]
+    ReadKeySet {
+        object: String,
+        #[source]
+        source: kube::Error,
+    },
     #[error("{object}: reading Secret {secret}: {source}")]
     ReadSecret {
         object: String,
@@ -38,8 +44,8 @@ pub enum Error {
         #[source]
         source: RandomSourceError,
     },
-    #[error("{object}: the Secret changed while it was being updated; retrying")]
-    SecretChanged { object: String },
+    #[error("{object}: the Secret or the key set changed while it was being updated; retrying")]
+    Changed { object: String },
     #[error("{0}")]
     Startup(String),
 }
@@ -48,12 +54,13 @@ impl Error {
     /// Low-cardinality label for the reconcile error metric.
     pub fn metric_label(&self) -> &'static str {
         match self {
+            Error::ReadKeySet { .. } => "read_keyset",
             Error::ReadSecret { .. } => "read_secret",
             Error::WriteSecret { .. } => "write_secret",
             Error::DeleteSecret { .. } => "delete_secret",
             Error::WriteStatus { .. } => "write_status",
             Error::GenerateKey { .. } => "generate_key",
-            Error::SecretChanged { .. } => "secret_changed",
+            Error::Changed { .. } => "conflict",
             Error::Startup(_) => "startup",
         }
     }

@@ -287,7 +287,9 @@ async fn a_request_made_while_the_operator_is_down_is_applied_exactly_once() {
             .iter()
             .filter(|h| h.action == "RegeneratePrimary")
             .count(),
-        1
+        1,
+        "{history:#?}\n{}",
+        e.operator.logs()
     );
     assert_eq!(
         event_count(&e.client, &e.ns, "ks", "PrimaryKeyRegenerated").await,
@@ -574,18 +576,33 @@ async fn secret_labels_and_annotations_follow_the_spec_and_leave_others_alone() 
 
     // Another tool labels the Secret; then the user drops "team" and changes the annotation.
     let other = json!({"metadata": {"labels": {"backup": "daily"}}});
-    e.secrets.patch("ks-keys", &PatchParams::default(), &Patch::Merge(&other)).await.unwrap();
-    manifest["spec"]["secret"] = json!({ "annotations": { "reloader.stakater.com/match": "false" } });
+    e.secrets
+        .patch("ks-keys", &PatchParams::default(), &Patch::Merge(&other))
+        .await
+        .unwrap();
+    manifest["spec"]["secret"] =
+        json!({ "annotations": { "reloader.stakater.com/match": "false" } });
     apply(&e.keysets, &manifest).await.unwrap();
     let secret = common::eventually(30, "the Secret metadata to follow the spec", || async {
         let s = e.secrets.get("ks-keys").await.unwrap();
         (!s.labels().contains_key("team")
-            && s.annotations().get("reloader.stakater.com/match").map(String::as_str) == Some("false"))
+            && s.annotations()
+                .get("reloader.stakater.com/match")
+                .map(String::as_str)
+                == Some("false"))
         .then_some(s)
     })
     .await;
-    assert_eq!(secret.labels()["backup"], "daily", "another manager's label is kept");
-    assert_eq!(common::key_values(&secret), (p, s), "metadata changes never touch the keys");
+    assert_eq!(
+        secret.labels()["backup"],
+        "daily",
+        "another manager's label is kept"
+    );
+    assert_eq!(
+        common::key_values(&secret),
+        (p, s),
+        "metadata changes never touch the keys"
+    );
     let ks = e.ready("ks").await;
     assert_eq!(revisions(&ks), (1, 1));
     e.finish().await;

@@ -50,7 +50,7 @@ pub fn error_policy(ks: Arc<DataMinerKeySet>, error: &Error, ctx: Arc<Context>) 
     );
     let _ = ctx;
     match error {
-        Error::SecretChanged { .. } => Requeue::requeue(Duration::from_millis(200)),
+        Error::Changed { .. } => Requeue::requeue(Duration::from_millis(200)),
         _ => Requeue::requeue(Duration::from_secs(5)),
     }
 }
@@ -59,14 +59,30 @@ fn object_name(ks: &DataMinerKeySet) -> String {
     format!("{}/{}", ks.namespace().unwrap_or_default(), ks.name_any())
 }
 
-async fn reconcile_once(ks: &DataMinerKeySet, ctx: &Context) -> Result<Requeue> {
-    let object = object_name(ks);
+async fn reconcile_once(cached: &DataMinerKeySet, ctx: &Context) -> Result<Requeue> {
+    let object = object_name(cached);
+    let namespace = cached.namespace().unwrap_or_default();
+    let keysets: Api<DataMinerKeySet> = Api::namespaced(ctx.client.clone(), &namespace);
+    // The watch cache can lag behind our own last status write (a Secret event may arrive
+    // first): planning from it would record an action twice. Read the key set itself, and
+    // write its status only if it is still that version.
+    let Some(fresh) = keysets
+        .get_opt(&cached.name_any())
+        .await
+        .map_err(|source| Error::ReadKeySet {
+            object: object.clone(),
+            source,
+        })?
+    else {
+        ctx.metrics.keyset_state(&object, None);
+        return Ok(Requeue::await_change());
+    };
+    let ks = &fresh;
     if ks.metadata.deletion_timestamp.is_some() {
         // The Secret carries a controller owner reference: the garbage collector deletes it.
         ctx.metrics.keyset_state(&object, None);
         return Ok(Requeue::await_change());
     }
-    let namespace = ks.namespace().unwrap_or_default();
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
     let secret_name = secret::secret_name(ks);
 
@@ -102,22 +118,28 @@ async fn reconcile_once(ks: &DataMinerKeySet, ctx: &Context) -> Result<Requeue> 
     };
     let next = status::next_status(ks, &applied);
     if ks.status.as_ref() != Some(&next) {
-        let api: Api<DataMinerKeySet> = Api::namespaced(ctx.client.clone(), &namespace);
         let body = json!({
             "apiVersion": DataMinerKeySet::api_version(&()),
             "kind": DataMinerKeySet::kind(&()),
+            "metadata": { "resourceVersion": ks.resource_version() },
             "status": next,
         });
-        api.patch_status(
-            &ks.name_any(),
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&body),
-        )
-        .await
-        .map_err(|source| Error::WriteStatus {
-            object: object.clone(),
-            source,
-        })?;
+        keysets
+            .patch_status(
+                &ks.name_any(),
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&body),
+            )
+            .await
+            .map_err(|source| match &source {
+                kube::Error::Api(s) if s.code == 409 => Error::Changed {
+                    object: object.clone(),
+                },
+                _ => Error::WriteStatus {
+                    object: object.clone(),
+                    source,
+                },
+            })?;
     }
 
     // Audit: Events, log lines, metrics.
@@ -190,28 +212,34 @@ fn problem_kind(problem: &Problem) -> &'static str {
 
 /// One structured line per action; fingerprints only.
 fn log_action(ks: &DataMinerKeySet, action: Action, applied: &Applied) {
-    let slots: Vec<Slot> = match action {
-        Action::Regenerated(slot) => vec![slot],
-        Action::KeysCreated | Action::SecretRecreated => Slot::BOTH.to_vec(),
-        Action::Revoked => vec![],
-    };
     let namespace = ks.namespace().unwrap_or_default();
     let name = ks.name_any();
-    let action = status::action_name(action);
-    if slots.is_empty() {
-        tracing::info!(namespace, name, action, "key set action");
-    }
-    for slot in slots {
-        let held = applied.held[slot as usize].as_ref();
-        tracing::info!(
+    let held = |slot: Slot| applied.held[slot as usize].as_ref();
+    let revision = |slot: Slot| held(slot).map(|h| h.revision);
+    let fingerprint = |slot: Slot| held(slot).map(|h| h.fingerprint.as_str());
+    let action_name = status::action_name(action);
+    match action {
+        Action::Regenerated(slot) => tracing::info!(
             namespace,
             name,
-            action,
+            action = action_name,
             slot = slot.name(),
-            revision = held.map(|h| h.revision),
-            fingerprint = held.map(|h| h.fingerprint.as_str()),
+            revision = revision(slot),
+            fingerprint = fingerprint(slot),
             "key set action"
-        );
+        ),
+        Action::KeysCreated | Action::SecretRecreated => tracing::info!(
+            namespace,
+            name,
+            action = action_name,
+            slot = "both",
+            primary_revision = revision(Slot::Primary),
+            primary_fingerprint = fingerprint(Slot::Primary),
+            secondary_revision = revision(Slot::Secondary),
+            secondary_fingerprint = fingerprint(Slot::Secondary),
+            "key set action"
+        ),
+        Action::Revoked => tracing::info!(namespace, name, action = action_name, "key set action"),
     }
 }
 
@@ -240,7 +268,7 @@ async fn apply(
             match secrets.delete(&secret_name, &dp).await {
                 Ok(_) => Ok([None, None]),
                 Err(kube::Error::Api(s)) if s.code == 404 => Ok([None, None]),
-                Err(kube::Error::Api(s)) if s.code == 409 => Err(Error::SecretChanged {
+                Err(kube::Error::Api(s)) if s.code == 409 => Err(Error::Changed {
                     object: object.into(),
                 }),
                 Err(source) => Err(Error::DeleteSecret {
@@ -270,7 +298,7 @@ async fn apply(
             };
             let revisions = [slots[0].revision(), slots[1].revision()];
             let write_err = |source: kube::Error| match &source {
-                kube::Error::Api(s) if s.code == 409 => Error::SecretChanged {
+                kube::Error::Api(s) if s.code == 409 => Error::Changed {
                     object: object.into(),
                 },
                 _ => Error::WriteSecret {

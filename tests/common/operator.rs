@@ -76,7 +76,10 @@ impl Operator {
             let deadline = std::time::Instant::now() + Duration::from_secs(20);
             while std::time::Instant::now() < deadline {
                 if let Some(status) = child.try_wait().unwrap() {
-                    assert!(status.success(), "a SIGTERM stop exits cleanly, got {status}");
+                    assert!(
+                        status.success(),
+                        "a SIGTERM stop exits cleanly, got {status}"
+                    );
                     return;
                 }
                 std::thread::sleep(Duration::from_millis(50));
