@@ -7,7 +7,7 @@ use k8s_openapi::{
 
 use crate::{
     api::{DataMinerKeySet, DataMinerKeySetStatus, HistoryEntry, KeyStatus, READY, REVOKED},
-    plan::{Action, Plan, Problem, Slot},
+    plan::{Action, Plan, Problem, SecretSeen, Slot, status_slot},
     secret::{scope_and_target, secret_name},
 };
 
@@ -71,7 +71,8 @@ pub fn action_name(action: Action) -> &'static str {
     }
 }
 
-fn problem_reason(problem: &Problem) -> &'static str {
+/// The Event and condition reason of a problem.
+pub fn problem_reason(problem: &Problem) -> &'static str {
     match problem {
         Problem::InvalidSpec(_) => "InvalidSpec",
         Problem::ConfirmationMismatch(_) => "ConfirmationMismatch",
@@ -133,6 +134,37 @@ fn action_note(ks: &DataMinerKeySet, action: Action, applied: &Applied) -> Strin
             "revoked: both keys destroyed (Secret {secret} deleted); this key set will never hold keys again"
         ),
     }
+}
+
+/// What an untouched Secret holds, except that a drifted slot keeps its recorded revision and
+/// fingerprint: status must keep remembering the right key until a regeneration replaces it.
+pub fn held_untouched(
+    plan: &Plan,
+    status: &DataMinerKeySetStatus,
+    seen: &SecretSeen,
+) -> [Option<Held>; 2] {
+    let SecretSeen::Owned { slots, .. } = seen else {
+        return [None, None];
+    };
+    let drifted = |slot: Slot| {
+        plan.problems
+            .iter()
+            .any(|p| matches!(p, Problem::SecretDrift(s) if s.contains(&slot)))
+    };
+    Slot::BOTH.map(|slot| {
+        let recorded = status_slot(status, slot);
+        if drifted(slot) {
+            return recorded.map(|k| Held {
+                revision: k.revision,
+                fingerprint: k.fingerprint.clone(),
+            });
+        }
+        let s = &slots[slot as usize];
+        s.fingerprint.as_ref().map(|fingerprint| Held {
+            revision: s.revision.or(recorded.map(|k| k.revision)).unwrap_or(1),
+            fingerprint: fingerprint.clone(),
+        })
+    })
 }
 
 /// The Ready condition's (status, reason, message).
@@ -575,6 +607,51 @@ mod tests {
                 }
             )
             .is_empty()
+        );
+    }
+
+    #[test]
+    fn an_untouched_secret_reports_what_it_holds_but_drift_keeps_the_record() {
+        use crate::plan::SlotSeen;
+        let mut ks = keyset();
+        let created = plan(vec![Action::KeysCreated], vec![]);
+        ks.status = Some(next_status(
+            &ks,
+            &Applied {
+                plan: &created,
+                held: held(1, 1),
+                now: at(1),
+            },
+        ));
+        let seen = SecretSeen::Owned {
+            slots: [
+                SlotSeen {
+                    revision: Some(1),
+                    fingerprint: Some("sha256:tampered".into()),
+                },
+                SlotSeen {
+                    revision: None,
+                    fingerprint: Some("sha256:s1".into()),
+                },
+            ],
+            layout_in_sync: true,
+        };
+        let status = ks.status.clone().unwrap();
+        let drift = plan(vec![], vec![Problem::SecretDrift(vec![Slot::Primary])]);
+        let h = held_untouched(&drift, &status, &seen);
+        assert_eq!(
+            h[0].as_ref().unwrap().fingerprint,
+            "sha256:p1",
+            "the recorded key"
+        );
+        assert_eq!(
+            h[1].as_ref().unwrap().revision,
+            1,
+            "status fills a missing annotation"
+        );
+        assert_eq!(
+            held_untouched(&drift, &status, &SecretSeen::Foreign),
+            [None, None]
         );
     }
 

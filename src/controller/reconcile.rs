@@ -20,7 +20,7 @@ use crate::{
     api::DataMinerKeySet,
     error::{Error, Result},
     keys::{self, KeyValue},
-    plan::{self, Action, Plan, PlanInput, Problem, SecretWrite, Slot, SlotPlan},
+    plan::{self, Action, Plan, PlanInput, Problem, SecretSeen, SecretWrite, Slot, SlotPlan},
     secret::{self, FIELD_MANAGER},
     status::{self, Applied, Held},
 };
@@ -41,14 +41,13 @@ pub async fn reconcile(ks: Arc<DataMinerKeySet>, ctx: Arc<Context>) -> Result<Re
     result
 }
 
-pub fn error_policy(ks: Arc<DataMinerKeySet>, error: &Error, ctx: Arc<Context>) -> Requeue {
+pub fn error_policy(ks: Arc<DataMinerKeySet>, error: &Error, _ctx: Arc<Context>) -> Requeue {
     tracing::warn!(
         namespace = ks.namespace().unwrap_or_default(),
         name = ks.name_any(),
         error = %error,
         "reconcile failed"
     );
-    let _ = ctx;
     match error {
         Error::Changed { .. } => Requeue::requeue(Duration::from_millis(200)),
         _ => Requeue::requeue(Duration::from_secs(5)),
@@ -108,7 +107,16 @@ async fn reconcile_once(cached: &DataMinerKeySet, ctx: &Context) -> Result<Reque
     });
 
     // Apply.
-    let held = apply(ks, &secrets, &plan, existing.as_ref(), values, &object).await?;
+    let held = apply(
+        ks,
+        &secrets,
+        &plan,
+        existing.as_ref(),
+        &seen,
+        values,
+        &object,
+    )
+    .await?;
 
     // Status from what was applied.
     let applied = Applied {
@@ -168,7 +176,7 @@ async fn reconcile_once(cached: &DataMinerKeySet, ctx: &Context) -> Result<Reque
         tracing::warn!(
             namespace,
             name = ks.name_any(),
-            problem = ?problem_kind(problem),
+            problem = status::problem_reason(problem),
             "key set needs attention"
         );
     }
@@ -198,16 +206,6 @@ async fn reconcile_once(cached: &DataMinerKeySet, ctx: &Context) -> Result<Reque
             Requeue::requeue(RESYNC)
         },
     )
-}
-
-fn problem_kind(problem: &Problem) -> &'static str {
-    match problem {
-        Problem::InvalidSpec(_) => "InvalidSpec",
-        Problem::ConfirmationMismatch(_) => "ConfirmationMismatch",
-        Problem::SecretConflict => "SecretConflict",
-        Problem::SecretDrift(_) => "SecretDrift",
-        Problem::SecretMissing => "SecretMissing",
-    }
 }
 
 /// One structured line per action; fingerprints only.
@@ -249,13 +247,14 @@ async fn apply(
     secrets: &Api<Secret>,
     plan: &Plan,
     existing: Option<&Secret>,
+    seen: &SecretSeen,
     values: [Option<KeyValue>; 2],
     object: &str,
 ) -> Result<[Option<Held>; 2]> {
     let secret_name = secret::secret_name(ks);
     let status = ks.status.clone().unwrap_or_default();
     match &plan.write {
-        SecretWrite::None => Ok(held_as_seen(plan, &status, existing, &values)),
+        SecretWrite::None => Ok(status::held_untouched(plan, &status, seen)),
         SecretWrite::Delete => {
             let uid = existing.and_then(|s| s.uid());
             let dp = DeleteParams {
@@ -345,45 +344,4 @@ async fn apply(
             }))
         }
     }
-}
-
-/// What an untouched Secret holds, except that a drifted slot keeps its recorded revision and
-/// fingerprint: status must keep remembering the right key until a regeneration replaces it.
-fn held_as_seen(
-    plan: &Plan,
-    status: &crate::api::DataMinerKeySetStatus,
-    existing: Option<&Secret>,
-    values: &[Option<KeyValue>; 2],
-) -> [Option<Held>; 2] {
-    let drifted: Vec<Slot> = plan
-        .problems
-        .iter()
-        .filter_map(|p| match p {
-            Problem::SecretDrift(slots) => Some(slots.clone()),
-            _ => None,
-        })
-        .flatten()
-        .collect();
-    let Some(existing) = existing.filter(|_| !values.iter().all(Option::is_none)) else {
-        return [None, None];
-    };
-    let annotations = existing.annotations();
-    Slot::BOTH.map(|slot| {
-        let recorded = plan::status_slot(status, slot);
-        if drifted.contains(&slot) {
-            return recorded.map(|k| Held {
-                revision: k.revision,
-                fingerprint: k.fingerprint.clone(),
-            });
-        }
-        let revision = annotations
-            .get(secret::revision_annotation(slot))
-            .and_then(|v| v.parse().ok())
-            .or(recorded.map(|k| k.revision))
-            .unwrap_or(1);
-        values[slot as usize].as_ref().map(|v| Held {
-            revision,
-            fingerprint: v.fingerprint(),
-        })
-    })
 }
