@@ -1,6 +1,6 @@
-//! One reconciliation: read what exists -> plan (pure) -> apply -> status from what was applied
-//! -> Events and log lines, only after the status write succeeded (so a retry never repeats an
-//! Event for something already recorded).
+//! One reconciliation: read what exists -> plan (pure) -> apply -> Events and log lines -> status
+//! computed from what was applied. The audit comes before the status write: a crash in between
+//! repeats it (at least once) instead of losing it.
 
 use std::{sync::Arc, time::Duration};
 
@@ -125,6 +125,39 @@ async fn reconcile_once(cached: &DataMinerKeySet, ctx: &Context) -> Result<Reque
         now: Timestamp::now(),
     };
     let next = status::next_status(ks, &applied);
+    // Events before the status write: a crash in between repeats an Event on the next run
+    // (its note carries the same revision and fingerprint), where the other order would lose
+    // it for good. Every action is announced at least once.
+    for notice in status::notices(ks, &applied) {
+        let event = Event {
+            type_: if notice.warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: notice.reason.into(),
+            note: Some(notice.note),
+            action: notice.action.into(),
+            secondary: None,
+        };
+        if let Err(e) = ctx.recorder.publish(&event, &ks.object_ref(&())).await {
+            // An Event is best effort: the same fact is in status.history and the log.
+            tracing::warn!(object, reason = notice.reason, error = %e, "publishing an Event failed");
+        }
+    }
+    // One log line per action, and metrics.
+    for &action in &plan.actions {
+        log_action(ks, action, &applied);
+        ctx.metrics.action(status::action_name(action));
+    }
+    for problem in &plan.problems {
+        tracing::warn!(
+            namespace,
+            name = ks.name_any(),
+            problem = status::problem_reason(problem),
+            "key set needs attention"
+        );
+    }
     if ks.status.as_ref() != Some(&next) {
         let body = json!({
             "apiVersion": DataMinerKeySet::api_version(&()),
@@ -150,36 +183,6 @@ async fn reconcile_once(cached: &DataMinerKeySet, ctx: &Context) -> Result<Reque
             })?;
     }
 
-    // Audit: Events, log lines, metrics.
-    for notice in status::notices(ks, &applied) {
-        let event = Event {
-            type_: if notice.warning {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            },
-            reason: notice.reason.into(),
-            note: Some(notice.note),
-            action: notice.action.into(),
-            secondary: None,
-        };
-        if let Err(e) = ctx.recorder.publish(&event, &ks.object_ref(&())).await {
-            // An Event is best effort: the same fact is in status.history and the log.
-            tracing::warn!(object, reason = notice.reason, error = %e, "publishing an Event failed");
-        }
-    }
-    for &action in &plan.actions {
-        log_action(ks, action, &applied);
-        ctx.metrics.action(status::action_name(action));
-    }
-    for problem in &plan.problems {
-        tracing::warn!(
-            namespace,
-            name = ks.name_any(),
-            problem = status::problem_reason(problem),
-            "key set needs attention"
-        );
-    }
     let state = if plan.revoked {
         "Revoked"
     } else if next
