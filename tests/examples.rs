@@ -3,10 +3,9 @@
 
 mod common;
 
-use common::{KeyLedger, apply, is_ready, keyset_where, operator::Operator, revisions};
-use dataminer_keys_operator::api::DataMinerKeySet;
+use common::{apply, is_ready, keyset_where, revisions};
 use k8s_openapi::api::core::v1::Secret;
-use kube::{Api, ResourceExt};
+use kube::ResourceExt;
 use serde_json::Value;
 use std::path::Path;
 
@@ -23,13 +22,8 @@ fn value(secret: &Secret, key: &str) -> String {
 
 #[tokio::test]
 async fn the_examples_run_the_whole_life_cycle() {
-    let cp = common::control_plane().await;
-    let ns = cp.namespace("examples").await.unwrap();
-    let client = cp.client().await.unwrap();
-    let keysets: Api<DataMinerKeySet> = Api::namespaced(client.clone(), &ns);
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
-    let op = Operator::start(cp, &ns);
-    let mut ledger = KeyLedger::default();
+    let mut e = common::Env::new(common::control_plane().await, "examples").await;
+    let (keysets, secrets, ledger) = (e.keysets.clone(), e.secrets.clone(), &mut e.ledger);
 
     // kubectl apply -f examples/
     apply(&keysets, &manifest("organization-keyset.yaml"))
@@ -82,5 +76,5 @@ async fn the_examples_run_the_whole_life_cycle() {
             .unwrap()
             .is_none()
     );
-    ledger.assert_no_leaks(&client, &ns, &op.logs()).await;
+    e.finish().await;
 }

@@ -3,14 +3,11 @@
 
 mod common;
 
-use common::{
-    KeyLedger, LABEL, apply, event_count, is_ready, keyset_where, operator::Operator, org_keyset,
-    revisions,
-};
-use dataminer_keys_operator::{api::DataMinerKeySet, keys::fingerprint};
+use common::{Env, LABEL, apply, event_count, is_ready, keyset_where, org_keyset, revisions};
+use dataminer_keys_operator::keys::fingerprint;
 use k8s_openapi::api::core::v1::Secret;
 use kube::{
-    Api, ResourceExt,
+    ResourceExt,
     api::{DeleteParams, Patch, PatchParams, PostParams},
 };
 use serde_json::json;
@@ -22,39 +19,8 @@ fn is_hex32(v: &str) -> bool {
             .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
 }
 
-struct Env {
-    client: kube::Client,
-    ns: String,
-    keysets: Api<DataMinerKeySet>,
-    secrets: Api<Secret>,
-    operator: Operator,
-    ledger: KeyLedger,
-}
-
 async fn env(prefix: &str) -> Env {
-    let cp = common::control_plane().await;
-    let ns = cp.namespace(prefix).await.unwrap();
-    let client = cp.client().await.unwrap();
-    Env {
-        keysets: Api::namespaced(client.clone(), &ns),
-        secrets: Api::namespaced(client.clone(), &ns),
-        operator: Operator::start(cp, &ns),
-        client,
-        ns,
-        ledger: KeyLedger::default(),
-    }
-}
-
-impl Env {
-    async fn ready(&self, name: &str) -> DataMinerKeySet {
-        keyset_where(&self.keysets, name, "Ready=True", is_ready).await
-    }
-
-    async fn finish(self) {
-        self.ledger
-            .assert_no_leaks(&self.client, &self.ns, &self.operator.logs())
-            .await;
-    }
+    Env::new(common::control_plane().await, prefix).await
 }
 
 fn with_request(mut manifest: serde_json::Value, slot: &str, revision: i64) -> serde_json::Value {

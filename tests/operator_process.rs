@@ -3,11 +3,9 @@
 mod common;
 
 use common::{
-    KeyLedger, action_lines, apply, http_get, is_ready, keyset_where, operator::Operator,
-    org_keyset,
+    action_lines, apply, http_get, is_ready, keyset_where, operator::Operator, org_keyset,
 };
 use dataminer_keys_operator::api::DataMinerKeySet;
-use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use std::time::Duration;
 
@@ -48,13 +46,8 @@ async fn health_readiness_and_metrics_are_served() {
 
 #[tokio::test]
 async fn every_action_is_one_structured_log_line_without_the_key() {
-    let cp = common::control_plane().await;
-    let ns = cp.namespace("logs").await.unwrap();
-    let client = cp.client().await.unwrap();
-    let keysets: Api<DataMinerKeySet> = Api::namespaced(client.clone(), &ns);
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
-    let op = Operator::start(cp, &ns);
-    let mut ledger = KeyLedger::default();
+    let mut e = common::Env::new(common::control_plane().await, "logs").await;
+    let (keysets, secrets) = (e.keysets.clone(), e.secrets.clone());
 
     apply(&keysets, &org_keyset("ks")).await.unwrap();
     keyset_where(&keysets, "ks", "Ready", is_ready).await;
@@ -66,10 +59,10 @@ async fn every_action_is_one_structured_log_line_without_the_key() {
         is_ready(k) && common::revisions(k) == (1, 4)
     })
     .await;
-    ledger.record(&secrets.get("ks-keys").await.unwrap());
+    e.ledger.record(&secrets.get("ks-keys").await.unwrap());
 
     let lines = common::eventually(10, "two action lines", || async {
-        let lines = action_lines(&op.logs());
+        let lines = action_lines(&e.operator.logs());
         (lines.len() == 2).then_some(lines)
     })
     .await;
@@ -77,7 +70,7 @@ async fn every_action_is_one_structured_log_line_without_the_key() {
         .iter()
         .find(|l| l["action"] == "RegenerateSecondary")
         .expect("a RegenerateSecondary line");
-    assert_eq!(regenerate["namespace"], ns.as_str());
+    assert_eq!(regenerate["namespace"], e.ns.as_str());
     assert_eq!(regenerate["name"], "ks");
     assert_eq!(regenerate["slot"], "secondary");
     assert_eq!(regenerate["revision"], 4);
@@ -102,7 +95,7 @@ async fn every_action_is_one_structured_log_line_without_the_key() {
             .unwrap()
             .starts_with("sha256:")
     );
-    ledger.assert_no_leaks(&client, &ns, &op.logs()).await;
+    e.finish().await;
 }
 
 #[tokio::test]

@@ -4,13 +4,10 @@
 
 mod common;
 
-use common::{
-    KeyLedger, LABEL, apply, is_ready, keyset_where, operator::Operator, org_keyset, revisions,
-};
+use common::{Env, LABEL, apply, is_ready, keyset_where, org_keyset, revisions};
 use dataminer_keys_operator::api::DataMinerKeySet;
 use dmk_control_plane::{ControlPlane, Options};
-use k8s_openapi::api::core::v1::Secret;
-use kube::{Api, ResourceExt};
+use kube::ResourceExt;
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -56,18 +53,14 @@ fn ready_reason(ks: &DataMinerKeySet) -> (String, String) {
 
 #[tokio::test]
 async fn a_mismatched_request_changes_nothing_and_says_why() {
-    let cp = control_plane().await;
-    let ns = cp.namespace("no-cel").await.unwrap();
-    let client = cp.client().await.unwrap();
-    let keysets: Api<DataMinerKeySet> = Api::namespaced(client.clone(), &ns);
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
-    let op = Operator::start(cp, &ns);
-    let mut ledger = KeyLedger::default();
+    let mut e = Env::new(control_plane().await, "no-cel").await;
+    let (client, ns) = (e.client.clone(), e.ns.clone());
+    let (keysets, secrets) = (e.keysets.clone(), e.secrets.clone());
 
     apply(&keysets, &org_keyset("ks")).await.unwrap();
     keyset_where(&keysets, "ks", "Ready", is_ready).await;
     let before = secrets.get("ks-keys").await.unwrap();
-    ledger.record(&before);
+    e.ledger.record(&before);
 
     // A regenerate with the wrong label, and a valid-looking revoke with the wrong label.
     let mut manifest = org_keyset("ks");
@@ -113,17 +106,14 @@ async fn a_mismatched_request_changes_nothing_and_says_why() {
     })
     .await;
     assert!(secrets.get_opt("ks-keys").await.unwrap().is_none());
-    ledger.assert_no_leaks(&client, &ns, &op.logs()).await;
+    e.finish().await;
 }
 
 #[tokio::test]
 async fn invalid_specs_get_no_keys_and_an_invalid_spec_warning() {
-    let cp = control_plane().await;
-    let ns = cp.namespace("no-cel-invalid").await.unwrap();
-    let client = cp.client().await.unwrap();
-    let keysets: Api<DataMinerKeySet> = Api::namespaced(client.clone(), &ns);
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
-    let _op = Operator::start(cp, &ns);
+    let e = Env::new(control_plane().await, "no-cel-invalid").await;
+    let (client, ns) = (e.client.clone(), e.ns.clone());
+    let (keysets, secrets) = (e.keysets.clone(), e.secrets.clone());
 
     let mut both = org_keyset("both");
     both["spec"]["scope"]["system"] = json!({"name": "dms"});

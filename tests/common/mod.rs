@@ -247,3 +247,39 @@ pub fn action_lines(log: &str) -> Vec<serde_json::Value> {
         .filter(|v| v["message"] == "key set action")
         .collect()
 }
+
+/// One test's world: a fresh namespace, an operator watching it, clients, and the keys seen.
+pub struct Env {
+    pub client: Client,
+    pub ns: String,
+    pub keysets: Api<DataMinerKeySet>,
+    pub secrets: Api<Secret>,
+    pub operator: operator::Operator,
+    pub ledger: KeyLedger,
+}
+
+impl Env {
+    pub async fn new(cp: &ControlPlane, prefix: &str) -> Env {
+        let ns = cp.namespace(prefix).await.unwrap();
+        let client = cp.client().await.unwrap();
+        Env {
+            keysets: Api::namespaced(client.clone(), &ns),
+            secrets: Api::namespaced(client.clone(), &ns),
+            operator: operator::Operator::start(cp, &ns),
+            client,
+            ns,
+            ledger: KeyLedger::default(),
+        }
+    }
+
+    pub async fn ready(&self, name: &str) -> DataMinerKeySet {
+        keyset_where(&self.keysets, name, "Ready=True", is_ready).await
+    }
+
+    /// Ends the test by proving no key value leaked.
+    pub async fn finish(self) {
+        self.ledger
+            .assert_no_leaks(&self.client, &self.ns, &self.operator.logs())
+            .await;
+    }
+}
