@@ -32,10 +32,11 @@ run: control-plane
 	    target/debug/dataminer-keys-operator $(RUN_ARGS); \
 	fi
 
-## Build (or find cached) kube-apiserver, kube-controller-manager, kubectl and etcd.
+## Build (or find cached) kube-apiserver, kube-controller-manager, kubectl, etcd and helm.
 control-plane:
 	@bash tests/control-plane/build.sh >/dev/null
 
-## Regenerate the CRD from the Rust types (a test fails when the committed file drifts).
+## Regenerate the CRD from the Rust types, in crds/ and in the chart (tests fail on drift).
 crds:
 	$(CARGO) run --quiet --bin crdgen > $(CRD)
+	cp $(CRD) charts/dataminer-keys-operator/crds/

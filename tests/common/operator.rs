@@ -16,6 +16,7 @@ pub struct Operator {
     kubeconfig: Option<PathBuf>,
     namespace: String,
     extra_args: Vec<String>,
+    extra_env: Vec<(String, String)>,
 }
 
 impl Operator {
@@ -25,6 +26,16 @@ impl Operator {
 
     /// Starts with extra flags (they win over the defaults above them).
     pub fn start_with(cp: &ControlPlane, namespace: &str, extra_args: &[&str]) -> Operator {
+        Self::start_with_env(cp, namespace, extra_args, &[])
+    }
+
+    /// Starts with extra flags and environment variables.
+    pub fn start_with_env(
+        cp: &ControlPlane,
+        namespace: &str,
+        extra_args: &[&str],
+        extra_env: &[(&str, &str)],
+    ) -> Operator {
         let dir = tempfile::tempdir().unwrap();
         let mut op = Operator {
             child: None,
@@ -33,6 +44,10 @@ impl Operator {
             kubeconfig: cp.kubeconfig_path().map(PathBuf::from),
             namespace: namespace.to_string(),
             extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
+            extra_env: extra_env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         op.restart();
         op
@@ -47,22 +62,24 @@ impl Operator {
             .open(&self.log)
             .unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_dataminer-keys-operator"));
-        cmd.args([
-            "--namespace",
-            &self.namespace,
-            "--leader-election-namespace",
-            &self.namespace,
-            "--metrics-address",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-            "--log-level",
-            "info",
-        ])
-        .args(&self.extra_args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(log.try_clone().unwrap()))
-        .stderr(Stdio::from(log));
+        let defaults = [
+            ("--namespace", self.namespace.as_str()),
+            ("--leader-election-namespace", self.namespace.as_str()),
+            ("--metrics-address", "127.0.0.1:0"),
+            ("--log-format", "json"),
+            ("--log-level", "info"),
+        ];
+        for (flag, value) in defaults {
+            // An extra argument for the same flag replaces the default.
+            if !self.extra_args.iter().any(|a| a.starts_with(flag)) {
+                cmd.arg(format!("{flag}={value}"));
+            }
+        }
+        cmd.args(&self.extra_args)
+            .envs(self.extra_env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log));
         if let Some(k) = &self.kubeconfig {
             cmd.env("KUBECONFIG", k);
         }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the pinned test control plane (kube-apiserver, kube-controller-manager, kubectl, etcd)
+# Builds the pinned test tools (kube-apiserver, kube-controller-manager, kubectl, etcd, helm)
 # from Go modules and caches the binaries outside the repository, keyed by version.
 # Prints the binary directory on stdout as its last line; progress goes to stderr.
 # Returns at once when the cache already holds a build of the same pinned inputs.
@@ -10,15 +10,16 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/versions.env"
 
 cache_root=${DMK_CONTROL_PLANE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/dataminer-keys/control-plane}
-bin_dir="$cache_root/${KUBERNETES_VERSION}-etcd${ETCD_VERSION#v}"
-binaries=(kube-apiserver kube-controller-manager kubectl etcd)
+bin_dir="$cache_root/${KUBERNETES_VERSION}-etcd${ETCD_VERSION#v}-helm${HELM_VERSION#v}"
+binaries=(kube-apiserver kube-controller-manager kubectl etcd helm)
 
 log() { printf '[control-plane] %s\n' "$*" >&2; }
 
 # The stamp covers everything that decides what gets built: a changed go.sum rebuilds.
 stamp=$(cat "$here/versions.env" "$here/build.sh" \
   "$here/kubernetes/go.mod" "$here/kubernetes/go.sum" \
-  "$here/etcd/go.mod" "$here/etcd/go.sum" | sha256sum | cut -c1-16)
+  "$here/etcd/go.mod" "$here/etcd/go.sum" \
+  "$here/helm/go.mod" "$here/helm/go.sum" | sha256sum | cut -c1-16)
 
 have_all() {
   [ "$(cat "$bin_dir/.stamp" 2>/dev/null)" = "$stamp" ] || return 1
@@ -32,7 +33,7 @@ if have_all; then
 fi
 
 command -v go >/dev/null || { log "go is not on PATH: install Go >= 1.26"; exit 1; }
-log "building Kubernetes ${KUBERNETES_VERSION} and etcd ${ETCD_VERSION} into $bin_dir"
+log "building Kubernetes ${KUBERNETES_VERSION}, etcd ${ETCD_VERSION} and helm ${HELM_VERSION} into $bin_dir"
 log "a cold build downloads the modules and compiles for several minutes; later runs are instant"
 
 staging=$(mktemp -d "${cache_root}.tmp.XXXXXX" 2>/dev/null || { mkdir -p "$cache_root"; mktemp -d "${cache_root}/.tmp.XXXXXX"; })
@@ -65,6 +66,13 @@ export CGO_ENABLED=0 GOFLAGS="-mod=readonly -buildvcs=false" GOTOOLCHAIN=local
   go build -trimpath -ldflags "-s -w" -o "$staging/etcd" go.etcd.io/etcd/server/v3
 )
 
+(
+  cd "$here/helm"
+  log "go build helm"
+  go build -trimpath -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=${HELM_VERSION}" \
+    -o "$staging/helm" helm.sh/helm/v3/cmd/helm
+)
+
 echo "$stamp" >"$staging/.stamp"
 mkdir -p "$cache_root"
 rm -rf "$bin_dir"
@@ -72,5 +80,6 @@ mv "$staging" "$bin_dir"
 trap - EXIT
 "$bin_dir/kube-apiserver" --version >&2
 "$bin_dir/etcd" --version | head -1 >&2
+"$bin_dir/helm" version --short >&2
 log "done: $bin_dir"
 echo "$bin_dir"

@@ -1,0 +1,56 @@
+{{- define "dmk.name" -}}
+{{- .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "dmk.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "dmk.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "dmk.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "dmk.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "dmk.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "dmk.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{ include "dmk.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{/* The rules the operator needs wherever it manages key sets (a Role or the ClusterRole). */}}
+{{- define "dmk.keysetRules" -}}
+# Read key sets: the watch, the start-up check, and the fresh read before each reconcile.
+- apiGroups: ["keys.dataminer.services"]
+  resources: ["dataminerkeysets"]
+  verbs: ["get", "list", "watch"]
+# Write status (server-side apply). The operator never writes spec or metadata.
+- apiGroups: ["keys.dataminer.services"]
+  resources: ["dataminerkeysets/status"]
+  verbs: ["patch"]
+# Read the key set's Secret before acting (get) and watch the Secrets it labels (list, watch).
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get", "list", "watch"]
+# Create a key set's Secret (create), rotate keys and sync metadata (patch: server-side
+# apply), destroy both keys on revocation (delete).
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["create", "patch", "delete"]
+# Audit Events; kube's Recorder patches an Event into a series when it repeats.
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- end -}}

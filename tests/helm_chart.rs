@@ -1,0 +1,346 @@
+//! The Helm chart on the real API server: it lints, renders with default and non-default values,
+//! every rendered object is accepted by `kubectl apply --dry-run=server`, and once installed
+//! with `helm install` its RBAC is exactly what the operator needs, its user roles give people
+//! the right access, and its admission policy protects active key sets.
+
+mod common;
+
+use common::{LABEL, apply, is_ready, keyset_where, org_keyset, revisions};
+use dataminer_keys_operator::api::DataMinerKeySet;
+use dmk_control_plane::ControlPlane;
+use k8s_openapi::api::core::v1::Secret;
+use kube::{
+    Api, Client,
+    api::{DeleteParams, Patch, PatchParams},
+};
+use serde_json::json;
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output},
+};
+
+const CHART: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/charts/dataminer-keys-operator"
+);
+
+fn tool(name: &str) -> PathBuf {
+    dmk_control_plane::binaries().unwrap().join(name)
+}
+
+/// Runs helm or kubectl against the test cluster; returns the output, panicking with stderr
+/// when `must_succeed` and the command failed.
+fn run(cp: &ControlPlane, program: &str, args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut cmd = Command::new(tool(program));
+    cmd.args(args);
+    if let Some(k) = cp.kubeconfig_path() {
+        cmd.env("KUBECONFIG", k);
+    }
+    let out = if let Some(input) = stdin {
+        use std::io::Write;
+        let mut child = cmd
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        child.wait_with_output().unwrap()
+    } else {
+        cmd.output().unwrap()
+    };
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+#[test]
+fn the_charts_crd_is_the_generated_one() {
+    let generated = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("crds/dataminerkeysets.keys.dataminer.services.yaml"),
+    )
+    .unwrap();
+    let in_chart = std::fs::read_to_string(
+        Path::new(CHART).join("crds/dataminerkeysets.keys.dataminer.services.yaml"),
+    )
+    .unwrap();
+    assert!(
+        generated == in_chart,
+        "charts/*/crds/ differs from crds/: run `make crds`"
+    );
+}
+
+#[tokio::test]
+async fn the_chart_lints_renders_and_every_object_is_accepted_by_the_api_server() {
+    let cp = common::control_plane().await;
+    let release_ns = cp.namespace("chart-render").await.unwrap();
+    let team_a = cp.namespace("chart-team-a").await.unwrap();
+    let team_b = cp.namespace("chart-team-b").await.unwrap();
+    let watch = format!("watchNamespaces={{{team_a},{team_b}}}");
+    let value_sets: Vec<Vec<&str>> = vec![
+        vec![],
+        vec![
+            "--set",
+            &watch,
+            "--set",
+            "networkPolicy.enabled=true",
+            "--set",
+            "networkPolicy.apiServerCIDRs={10.0.0.1/32}",
+            "--set",
+            "replicaCount=3",
+            "--set",
+            "leaderElection.enabled=false",
+            "--set",
+            "admissionPolicy.preventDeletingActiveKeySets=false",
+            "--set",
+            "userRoles.create=false",
+            "--set",
+            "serviceAccount.name=custom-sa",
+            "--set",
+            "image.tag=test",
+            "--set",
+            "extraArgs={--concurrency=8}",
+        ],
+    ];
+    for values in &value_sets {
+        let mut lint = vec!["lint", CHART, "--strict"];
+        lint.extend(values);
+        run(cp, "helm", &lint, None);
+        let mut template = vec![
+            "template",
+            "dmk",
+            CHART,
+            "-n",
+            &release_ns,
+            "--kube-version",
+            "1.36.3",
+        ];
+        template.extend(values);
+        let rendered = run(cp, "helm", &template, None).stdout;
+        let applied = run(
+            cp,
+            "kubectl",
+            &["apply", "--dry-run=server", "-f", "-"],
+            Some(&rendered),
+        );
+        let text = String::from_utf8_lossy(&applied.stdout);
+        assert!(
+            text.contains("deployment.apps/dmk-dataminer-keys-operator created (server dry run)"),
+            "{text}"
+        );
+    }
+    // The ServiceMonitor needs the Prometheus Operator's CRD, which this cluster lacks: lint only.
+    run(
+        cp,
+        "helm",
+        &[
+            "lint",
+            CHART,
+            "--strict",
+            "--set",
+            "metrics.serviceMonitor.enabled=true",
+        ],
+        None,
+    );
+    // A value the schema refuses.
+    let bad = Command::new(tool("helm"))
+        .args([
+            "template",
+            "dmk",
+            CHART,
+            "--kube-version",
+            "1.36.3",
+            "--set",
+            "logFormat=xml",
+        ])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("logFormat"));
+}
+
+/// Installs the chart for real, once for this test binary (its ClusterRoles have fixed names).
+struct Installed {
+    release_ns: String,
+    team: String,
+}
+
+async fn installed(cp: &ControlPlane) -> Installed {
+    let release_ns = cp.namespace("keys-system").await.unwrap();
+    let team = cp.namespace("team").await.unwrap();
+    let watch = format!("watchNamespaces={{{team}}}");
+    run(
+        cp,
+        "helm",
+        &["install", "dmk", CHART, "-n", &release_ns, "--set", &watch],
+        None,
+    );
+    Installed { release_ns, team }
+}
+
+async fn client_as(cp: &ControlPlane, user: &str) -> Client {
+    cp.client_as(user, &["system:authenticated"]).await.unwrap()
+}
+
+#[tokio::test]
+async fn installed_with_helm_the_operator_roles_and_admission_policy_work() {
+    let cp = common::control_plane().await;
+    let Installed { release_ns, team } = installed(cp).await;
+    let admin = cp.client().await.unwrap();
+    let keysets: Api<DataMinerKeySet> = Api::namespaced(admin.clone(), &team);
+    let secrets: Api<Secret> = Api::namespaced(admin.clone(), &team);
+
+    // The operator, acting as the chart's ServiceAccount and nothing more.
+    let sa = format!("system:serviceaccount:{release_ns}:dmk-dataminer-keys-operator");
+    let groups =
+        format!("system:serviceaccounts,system:serviceaccounts:{release_ns},system:authenticated");
+    let lease_ns = format!("--leader-election-namespace={release_ns}");
+    let op = common::operator::Operator::start_with_env(
+        cp,
+        &team,
+        &[&lease_ns, "--lease-name=dmk-dataminer-keys-operator"],
+        &[
+            ("KUBE_RS_DEBUG_IMPERSONATE_USER", &sa),
+            ("KUBE_RS_DEBUG_IMPERSONATE_GROUP", &groups),
+        ],
+    );
+
+    // Every code path that touches the API: create, regenerate, drift, recreate, revoke.
+    apply(&keysets, &org_keyset("ks")).await.unwrap();
+    let ready = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        keyset_where(&keysets, "ks", "Ready", is_ready),
+    )
+    .await;
+    assert!(
+        ready.is_ok(),
+        "not Ready as the chart's ServiceAccount:\n{}",
+        op.logs()
+    );
+    let mut manifest = org_keyset("ks");
+    manifest["spec"]["regenerate"] = json!({"primary": {"revision": 2, "confirmLabel": LABEL}});
+    apply(&keysets, &manifest).await.unwrap();
+    keyset_where(&keysets, "ks", "primary 2", |k| {
+        is_ready(k) && revisions(k) == (2, 1)
+    })
+    .await;
+    secrets
+        .delete("ks-keys", &DeleteParams::default())
+        .await
+        .unwrap();
+    keyset_where(&keysets, "ks", "recreated", |k| {
+        is_ready(k) && revisions(k) == (3, 2)
+    })
+    .await;
+    common::eventually(20, "the Events", || async {
+        (common::event_count(&admin, &team, "ks", "SecretMissing").await == 1
+            && common::event_count(&admin, &team, "ks", "PrimaryKeyRegenerated").await == 1)
+            .then_some(())
+    })
+    .await;
+
+    // People: the viewer sees key sets but no key; the admin manages them; the built-in view
+    // and edit roles got them by aggregation (kube-controller-manager fills those in).
+    for (user, role) in [
+        ("viewer@example.com", "dataminer-keys-viewer"),
+        ("admin@example.com", "dataminer-keys-admin"),
+        ("view@example.com", "view"),
+        ("edit@example.com", "edit"),
+    ] {
+        let binding = json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": format!("{role}-binding")},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}]
+        });
+        let api: Api<k8s_openapi::api::rbac::v1::RoleBinding> =
+            Api::namespaced(admin.clone(), &team);
+        api.patch(
+            &format!("{role}-binding"),
+            &PatchParams::apply("test").force(),
+            &Patch::Apply(&binding),
+        )
+        .await
+        .unwrap();
+    }
+    for viewer in ["viewer@example.com", "view@example.com"] {
+        let c = client_as(cp, viewer).await;
+        let ks = common::eventually(20, "aggregated view access", || async {
+            Api::<DataMinerKeySet>::namespaced(c.clone(), &team)
+                .get("ks")
+                .await
+                .ok()
+        })
+        .await;
+        assert!(ks.status.is_some(), "{viewer} sees the status");
+        match Api::<Secret>::namespaced(c.clone(), &team)
+            .get("ks-keys")
+            .await
+        {
+            Err(kube::Error::Api(s)) => assert_eq!(s.code, 403, "{viewer}: {s:?}"),
+            other => panic!("{viewer} must not read the keys: {other:?}"),
+        }
+        let mut m = org_keyset("by-viewer");
+        m["metadata"]["namespace"] = json!(team);
+        assert!(
+            apply(&Api::namespaced(c.clone(), &team), &m).await.is_err(),
+            "{viewer} cannot create"
+        );
+    }
+    for manager in ["admin@example.com", "edit@example.com"] {
+        let c = client_as(cp, manager).await;
+        let api: Api<DataMinerKeySet> = Api::namespaced(c, &team);
+        let name = manager.split('@').next().unwrap();
+        common::eventually(20, "aggregated edit access", || async {
+            apply(&api, &org_keyset(&format!("by-{name}"))).await.ok()
+        })
+        .await;
+        let mut rotate = org_keyset(&format!("by-{name}"));
+        rotate["spec"]["regenerate"] = json!({"secondary": {"revision": 2, "confirmLabel": LABEL}});
+        apply(&api, &rotate).await.unwrap();
+    }
+
+    // The admission policy: an active key set cannot be deleted; a revoked one can.
+    let err = keysets
+        .delete("ks", &DeleteParams::default())
+        .await
+        .unwrap_err();
+    let kube::Error::Api(status) = err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(status.code, 403, "{status:?}");
+    assert!(
+        status.message.contains("still holds active keys"),
+        "{}",
+        status.message
+    );
+    assert!(
+        status
+            .message
+            .contains(&format!("set spec.revoke.confirmLabel to \"{LABEL}\"")),
+        "{}",
+        status.message
+    );
+    manifest["spec"]["revoke"] = json!({"confirmLabel": LABEL});
+    apply(&keysets, &manifest).await.unwrap();
+    keyset_where(&keysets, "ks", "revoked", |k| {
+        common::condition(k, "Revoked").is_some_and(|c| c.status == "True")
+    })
+    .await;
+    assert!(secrets.get_opt("ks-keys").await.unwrap().is_none());
+    keysets
+        .delete("ks", &DeleteParams::default())
+        .await
+        .expect("a revoked key set can be deleted");
+
+    let logs = op.logs();
+    assert!(
+        !logs.contains("forbidden"),
+        "the operator was refused something:\n{logs}"
+    );
+}
