@@ -13,6 +13,7 @@ use kube::{
     Api, Client,
     api::{DeleteParams, Patch, PatchParams},
 };
+use serde::Deserialize;
 use serde_json::json;
 use std::{
     path::{Path, PathBuf},
@@ -342,5 +343,166 @@ async fn installed_with_helm_the_operator_roles_and_admission_policy_work() {
     assert!(
         !logs.contains("forbidden"),
         "the operator was refused something:\n{logs}"
+    );
+}
+
+/// Renders the chart for a release in `ns` that watches `ns`, and returns its Roles and
+/// RoleBindings (the operator's permissions when a namespace list is given).
+fn rendered_roles(cp: &ControlPlane, release: &str, ns: &str) -> Vec<serde_json::Value> {
+    let watch = format!("watchNamespaces={{{ns}}}");
+    let out = run(
+        cp,
+        "helm",
+        &[
+            "template",
+            release,
+            CHART,
+            "-n",
+            ns,
+            "--kube-version",
+            "1.36.3",
+            "--set",
+            &watch,
+        ],
+        None,
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    serde_yaml::Deserializer::from_str(&text)
+        .filter_map(|doc| serde_json::Value::deserialize(doc).ok())
+        .filter(|v| v["kind"] == "Role" || v["kind"] == "RoleBinding")
+        .collect()
+}
+
+/// Waits at most 12 s for `fut`; Err names the step.
+async fn step<T>(name: &str, fut: impl std::future::Future<Output = T>) -> Result<T, String> {
+    tokio::time::timeout(std::time::Duration::from_secs(12), fut)
+        .await
+        .map_err(|_| name.to_string())
+}
+
+/// Create, regenerate, revoke, with Events: Err names the first step that did not happen.
+async fn scenario(admin: &Client, ns: &str) -> Result<(), String> {
+    let keysets: Api<DataMinerKeySet> = Api::namespaced(admin.clone(), ns);
+    apply(&keysets, &org_keyset("ks")).await.unwrap();
+    step(
+        "keys created (Ready)",
+        keyset_where(&keysets, "ks", "Ready", is_ready),
+    )
+    .await?;
+    let mut m = org_keyset("ks");
+    m["spec"]["regenerate"] = json!({"primary": {"revision": 2, "confirmLabel": LABEL}});
+    apply(&keysets, &m).await.unwrap();
+    step(
+        "primary regenerated",
+        keyset_where(&keysets, "ks", "primary 2", |k| {
+            is_ready(k) && revisions(k) == (2, 1)
+        }),
+    )
+    .await?;
+    m["spec"]["revoke"] = json!({"confirmLabel": LABEL});
+    apply(&keysets, &m).await.unwrap();
+    step(
+        "revoked",
+        keyset_where(&keysets, "ks", "revoked", |k| {
+            common::condition(k, "Revoked").is_some_and(|c| c.status == "True")
+        }),
+    )
+    .await?;
+    let secrets: Api<Secret> = Api::namespaced(admin.clone(), ns);
+    if secrets.get_opt("ks-keys").await.unwrap().is_some() {
+        return Err("Secret deleted on revoke".into());
+    }
+    for reason in ["KeysCreated", "PrimaryKeyRegenerated", "KeysRevoked"] {
+        if common::event_count(admin, ns, "ks", reason).await == 0 {
+            return Err(format!("{reason} Event"));
+        }
+    }
+    Ok(())
+}
+
+/// Grants the chart's rules minus the one at `drop` (None: all of them), runs the operator as
+/// the chart's ServiceAccount and plays the scenario.
+async fn with_rules(
+    cp: &'static ControlPlane,
+    case: usize,
+    drop: Option<usize>,
+) -> Result<(), String> {
+    use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+    let ns = cp.namespace(&format!("rbac-{case}")).await.unwrap();
+    let release = format!("r{case}");
+    let admin = cp.client().await.unwrap();
+    let mut index = 0;
+    for mut doc in rendered_roles(cp, &release, &ns) {
+        if doc["kind"] == "Role" {
+            let rules = doc["rules"].as_array_mut().unwrap();
+            let count = rules.len();
+            if let Some(d) = drop.filter(|d| (index..index + count).contains(d)) {
+                rules.remove(d - index);
+            }
+            index += count;
+            let role: Role = serde_json::from_value(doc).unwrap();
+            Api::<Role>::namespaced(admin.clone(), &ns)
+                .patch(
+                    &role.metadata.name.clone().unwrap(),
+                    &PatchParams::apply("test").force(),
+                    &Patch::Apply(&role),
+                )
+                .await
+                .unwrap();
+        } else {
+            let binding: RoleBinding = serde_json::from_value(doc).unwrap();
+            Api::<RoleBinding>::namespaced(admin.clone(), &ns)
+                .patch(
+                    &binding.metadata.name.clone().unwrap(),
+                    &PatchParams::apply("test").force(),
+                    &Patch::Apply(&binding),
+                )
+                .await
+                .unwrap();
+        }
+    }
+    let fullname = format!("{release}-dataminer-keys-operator");
+    let sa = format!("system:serviceaccount:{ns}:{fullname}");
+    let groups = format!("system:serviceaccounts,system:serviceaccounts:{ns},system:authenticated");
+    let lease = format!("--lease-name={fullname}");
+    let _op = common::operator::Operator::start_with_env(
+        cp,
+        &ns,
+        &[&lease],
+        &[
+            ("KUBE_RS_DEBUG_IMPERSONATE_USER", &sa),
+            ("KUBE_RS_DEBUG_IMPERSONATE_GROUP", &groups),
+        ],
+    );
+    scenario(&admin, &ns).await
+}
+
+#[tokio::test]
+async fn every_rule_of_the_chart_is_needed() {
+    let cp = common::control_plane().await;
+    // The chart's Roles, in order: key set rules (7), then leader election (2).
+    let rules: Vec<String> = {
+        let ns = cp.namespace("rbac-count").await.unwrap();
+        rendered_roles(cp, "count", &ns)
+            .iter()
+            .filter(|d| d["kind"] == "Role")
+            .flat_map(|d| d["rules"].as_array().unwrap().clone())
+            .map(|r| format!("{} {} {}", r["apiGroups"], r["resources"], r["verbs"]))
+            .collect()
+    };
+    assert_eq!(rules.len(), 9, "{rules:#?}");
+    with_rules(cp, 99, None)
+        .await
+        .expect("all rules: the scenario passes");
+    let outcomes =
+        futures::future::join_all((0..rules.len()).map(|i| with_rules(cp, i, Some(i)))).await;
+    let mut report = String::new();
+    for (rule, outcome) in rules.iter().zip(&outcomes) {
+        report += &format!("without {rule}: {outcome:?}\n");
+    }
+    println!("{report}");
+    assert!(
+        outcomes.iter().all(Result::is_err),
+        "a rule that nothing needs:\n{report}"
     );
 }

@@ -44,11 +44,18 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get", "list", "watch"]
-# Create a key set's Secret (create), rotate keys and sync metadata (patch: server-side
-# apply), destroy both keys on revocation (delete).
+# Create a key set's Secret (by POST, so an existing Secret is never taken over).
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["create", "patch", "delete"]
+  verbs: ["create"]
+# Rotate a key and keep labels and annotations in line (server-side apply).
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["patch"]
+# Destroy both keys on revocation.
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["delete"]
 # Audit Events; kube's Recorder patches an Event into a series when it repeats.
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
