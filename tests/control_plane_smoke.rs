@@ -148,3 +148,31 @@ async fn the_local_api_server_reports_the_pinned_version() {
     assert_eq!(info.git_version, "v1.36.3");
     assert_eq!((info.major.as_str(), info.minor.as_str()), ("1", "36"));
 }
+
+/// The existing-cluster mode (`DMK_TEST_CLUSTER=kubeconfig`, used by `make e2e-kind`) attaches
+/// to a kubeconfig, installs the CRDs idempotently and hands out clients and namespaces. Here it
+/// attaches to this binary's own control plane through its kubeconfig file.
+#[tokio::test]
+async fn the_existing_cluster_mode_attaches_through_a_kubeconfig() {
+    let local = common::control_plane().await;
+    let Some(path) = local.kubeconfig_path() else {
+        return; // already running in that mode
+    };
+    let opts = dmk_control_plane::Options {
+        crd_dir: Some(common::crd_dir()),
+        ..Default::default()
+    };
+    let attached = dmk_control_plane::ControlPlane::existing_at(path, &opts)
+        .await
+        .unwrap();
+    assert!(attached.pids().is_empty(), "attaching starts nothing");
+    let ns = attached.namespace("attached").await.unwrap();
+    let keysets: Api<DataMinerKeySet> = Api::namespaced(attached.client().await.unwrap(), &ns);
+    keysets
+        .create(
+            &PostParams::default(),
+            &keyset("via-kubeconfig", "CI", "CI"),
+        )
+        .await
+        .unwrap();
+}

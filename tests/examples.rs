@@ -78,3 +78,47 @@ async fn the_examples_run_the_whole_life_cycle() {
     );
     e.finish().await;
 }
+
+/// The consumer examples (a Job and a Deployment using the Secret) are valid for the API server.
+#[tokio::test]
+async fn the_consumer_examples_are_accepted_by_the_api_server() {
+    use kube::api::{Api, DynamicObject, PostParams};
+    use kube::discovery::ApiResource;
+    let cp = common::control_plane().await;
+    let ns = cp.namespace("consumers").await.unwrap();
+    let client = cp.client().await.unwrap();
+    for (file, ar) in [
+        (
+            "consumers/pipeline-job.yaml",
+            ApiResource::erase::<k8s_openapi::api::batch::v1::Job>(&()),
+        ),
+        (
+            "consumers/deployment-mounted-keys.yaml",
+            ApiResource::erase::<k8s_openapi::api::apps::v1::Deployment>(&()),
+        ),
+    ] {
+        let obj: DynamicObject = serde_json::from_value(manifest(file)).unwrap();
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &ar);
+        let pp = PostParams {
+            dry_run: true,
+            ..Default::default()
+        };
+        api.create(&pp, &obj)
+            .await
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
+    }
+    // Argo CD's CRDs are not installed here: the Applications must at least parse and name
+    // the chart path and the key set folder they promise.
+    let operator_app = manifest("argocd/application-operator.yaml");
+    assert_eq!(
+        operator_app["spec"]["source"]["path"],
+        "charts/dataminer-keys-operator"
+    );
+    assert!(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("charts/dataminer-keys-operator/Chart.yaml")
+            .exists()
+    );
+    let keysets_app = manifest("argocd/application-keysets.yaml");
+    assert_eq!(keysets_app["kind"], "Application");
+}

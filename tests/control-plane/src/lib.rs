@@ -130,6 +130,17 @@ impl ControlPlane {
     /// Attaches to the cluster of the current kubeconfig (`KUBECONFIG` or `~/.kube/config`).
     pub async fn existing(opts: &Options) -> Result<Self> {
         let kubeconfig = Kubeconfig::read().map_err(|e| Error::Kubeconfig(e.to_string()))?;
+        Self::attach(kubeconfig, opts).await
+    }
+
+    /// Attaches to the cluster of the kubeconfig file at `path`.
+    pub async fn existing_at(path: &Path, opts: &Options) -> Result<Self> {
+        let kubeconfig =
+            Kubeconfig::read_from(path).map_err(|e| Error::Kubeconfig(e.to_string()))?;
+        Self::attach(kubeconfig, opts).await
+    }
+
+    async fn attach(kubeconfig: Kubeconfig, opts: &Options) -> Result<Self> {
         let mut cp = ControlPlane {
             kubeconfig,
             kubeconfig_path: None,
