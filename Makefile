@@ -48,7 +48,7 @@ static:
 	RUSTFLAGS="-C target-feature=+crt-static" $(CARGO) build --release --locked \
 	  --target $(STATIC_TARGET) --bin dataminer-keys-operator
 	@bin=target/$(STATIC_TARGET)/release/dataminer-keys-operator; \
-	if ldd "$$bin" >/dev/null 2>&1; then echo "[static] $$bin is dynamically linked" >&2; exit 1; fi; \
+	if readelf -d "$$bin" | grep -q NEEDED; then echo "[static] $$bin needs shared libraries" >&2; exit 1; fi; \
 	"$$bin" --version; ls -l "$$bin"
 
 ## Container image (needs Docker).

@@ -90,9 +90,19 @@ async fn main() -> ExitCode {
                 Ok(s) if s.success() => ExitCode::SUCCESS,
                 _ => ExitCode::FAILURE,
             },
-            // Ctrl-C reaches the whole foreground process group, the command included;
-            // wait for it to finish its own shutdown before the API server goes away.
-            _ = tokio::signal::ctrl_c() => { let _ = child.wait().await; ExitCode::SUCCESS },
+            // Ctrl-C in a terminal reaches the whole foreground process group, the command
+            // included: give it time to finish its own shutdown while the API server is still
+            // up. A SIGINT sent to this process alone is passed on as SIGTERM.
+            _ = tokio::signal::ctrl_c() => {
+                if tokio::time::timeout(std::time::Duration::from_secs(5), child.wait()).await.is_err() {
+                    if let Some(pid) = child.id() {
+                        // SAFETY: plain syscall on our own child.
+                        unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+                    }
+                    let _ = child.wait().await;
+                }
+                ExitCode::SUCCESS
+            },
             _ = term.recv() => {
                 if let Some(pid) = child.id() {
                     // SAFETY: plain syscall on our own child.
