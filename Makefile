@@ -14,6 +14,9 @@ test: control-plane
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	@mkdir -p target
 	$(CARGO) test --workspace 2>&1 | tee target/test-output.log
+	@# The operator suites again, with the operator holding only the Helm chart's permissions.
+	DMK_TEST_AS_CHART=1 $(CARGO) test --test keyset_lifecycle --test examples \
+	  --test without_cel_rules 2>&1 | tee -a target/test-output.log
 	@awk '/^test result:/ {p+=$$4; f+=$$6; s+=$$8} END {printf "tests: %d passed, %d failed, %d skipped\n", p, f, s}' target/test-output.log
 
 ## make run: the operator against $$KUBECONFIG when that cluster answers, else against a local

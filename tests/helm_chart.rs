@@ -13,7 +13,6 @@ use kube::{
     Api, Client,
     api::{DeleteParams, Patch, PatchParams},
 };
-use serde::Deserialize;
 use serde_json::json;
 use std::{
     path::{Path, PathBuf},
@@ -346,33 +345,6 @@ async fn installed_with_helm_the_operator_roles_and_admission_policy_work() {
     );
 }
 
-/// Renders the chart for a release in `ns` that watches `ns`, and returns its Roles and
-/// RoleBindings (the operator's permissions when a namespace list is given).
-fn rendered_roles(cp: &ControlPlane, release: &str, ns: &str) -> Vec<serde_json::Value> {
-    let watch = format!("watchNamespaces={{{ns}}}");
-    let out = run(
-        cp,
-        "helm",
-        &[
-            "template",
-            release,
-            CHART,
-            "-n",
-            ns,
-            "--kube-version",
-            "1.36.3",
-            "--set",
-            &watch,
-        ],
-        None,
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
-    serde_yaml::Deserializer::from_str(&text)
-        .filter_map(|doc| serde_json::Value::deserialize(doc).ok())
-        .filter(|v| v["kind"] == "Role" || v["kind"] == "RoleBinding")
-        .collect()
-}
-
 /// Waits at most 12 s for `fut`; Err names the step.
 async fn step<T>(name: &str, fut: impl std::future::Future<Output = T>) -> Result<T, String> {
     tokio::time::timeout(std::time::Duration::from_secs(12), fut)
@@ -427,54 +399,11 @@ async fn with_rules(
     case: usize,
     drop: Option<usize>,
 ) -> Result<(), String> {
-    use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
     let ns = cp.namespace(&format!("rbac-{case}")).await.unwrap();
     let release = format!("r{case}");
-    let admin = cp.client().await.unwrap();
-    let mut index = 0;
-    for mut doc in rendered_roles(cp, &release, &ns) {
-        if doc["kind"] == "Role" {
-            let rules = doc["rules"].as_array_mut().unwrap();
-            let count = rules.len();
-            if let Some(d) = drop.filter(|d| (index..index + count).contains(d)) {
-                rules.remove(d - index);
-            }
-            index += count;
-            let role: Role = serde_json::from_value(doc).unwrap();
-            Api::<Role>::namespaced(admin.clone(), &ns)
-                .patch(
-                    &role.metadata.name.clone().unwrap(),
-                    &PatchParams::apply("test").force(),
-                    &Patch::Apply(&role),
-                )
-                .await
-                .unwrap();
-        } else {
-            let binding: RoleBinding = serde_json::from_value(doc).unwrap();
-            Api::<RoleBinding>::namespaced(admin.clone(), &ns)
-                .patch(
-                    &binding.metadata.name.clone().unwrap(),
-                    &PatchParams::apply("test").force(),
-                    &Patch::Apply(&binding),
-                )
-                .await
-                .unwrap();
-        }
-    }
-    let fullname = format!("{release}-dataminer-keys-operator");
-    let sa = format!("system:serviceaccount:{ns}:{fullname}");
-    let groups = format!("system:serviceaccounts,system:serviceaccounts:{ns},system:authenticated");
-    let lease = format!("--lease-name={fullname}");
-    let _op = common::operator::Operator::start_with_env(
-        cp,
-        &ns,
-        &[&lease],
-        &[
-            ("KUBE_RS_DEBUG_IMPERSONATE_USER", &sa),
-            ("KUBE_RS_DEBUG_IMPERSONATE_GROUP", &groups),
-        ],
-    );
-    scenario(&admin, &ns).await
+    common::chart::grant(cp, &release, &ns, drop).await;
+    let _op = common::chart::operator(cp, &release, &ns);
+    scenario(&cp.client().await.unwrap(), &ns).await
 }
 
 #[tokio::test]
@@ -483,7 +412,7 @@ async fn every_rule_of_the_chart_is_needed() {
     // The chart's Roles, in order: key set rules (7), then leader election (2).
     let rules: Vec<String> = {
         let ns = cp.namespace("rbac-count").await.unwrap();
-        rendered_roles(cp, "count", &ns)
+        common::chart::rendered_roles("count", &ns)
             .iter()
             .filter(|d| d["kind"] == "Role")
             .flat_map(|d| d["rules"].as_array().unwrap().clone())

@@ -28,6 +28,7 @@ pub async fn client_and_namespace(prefix: &str) -> (kube::Client, String) {
     (cp.client().await.expect("admin client"), ns)
 }
 
+pub mod chart;
 pub mod operator;
 
 use dataminer_keys_operator::api::DataMinerKeySet;
@@ -262,10 +263,16 @@ impl Env {
     pub async fn new(cp: &ControlPlane, prefix: &str) -> Env {
         let ns = cp.namespace(prefix).await.unwrap();
         let client = cp.client().await.unwrap();
+        let operator = if chart::as_chart() {
+            chart::grant(cp, "t", &ns, None).await;
+            chart::operator(cp, "t", &ns)
+        } else {
+            operator::Operator::start(cp, &ns)
+        };
         Env {
             keysets: Api::namespaced(client.clone(), &ns),
             secrets: Api::namespaced(client.clone(), &ns),
-            operator: operator::Operator::start(cp, &ns),
+            operator,
             client,
             ns,
             ledger: KeyLedger::default(),
@@ -278,6 +285,10 @@ impl Env {
 
     /// Ends the test by proving no key value leaked.
     pub async fn finish(self) {
+        if chart::as_chart() {
+            // kube-rs logs the impersonation it applies: proof the restricted identity was used.
+            assert!(self.operator.logs().contains("impersonating user"));
+        }
         self.ledger
             .assert_no_leaks(&self.client, &self.ns, &self.operator.logs())
             .await;
