@@ -46,8 +46,6 @@ pub enum Error {
     },
     #[error("{object}: the Secret or the key set changed while it was being updated; retrying")]
     Changed { object: String },
-    #[error("{0}")]
-    Startup(String),
 }
 
 impl Error {
@@ -61,7 +59,6 @@ impl Error {
             Error::WriteStatus { .. } => "write_status",
             Error::GenerateKey { .. } => "generate_key",
             Error::Changed { .. } => "conflict",
-            Error::Startup(_) => "startup",
         }
     }
 }
