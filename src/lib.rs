@@ -17,5 +17,6 @@ pub mod keys;
 pub mod leader;
 pub mod metrics;
 pub mod plan;
+pub mod plugin;
 pub mod secret;
 pub mod status;

@@ -305,7 +305,16 @@ async fn installed_with_helm_the_operator_roles_and_admission_policy_work() {
         apply(&api, &rotate).await.unwrap();
     }
 
-    // The admission policy: an active key set cannot be deleted; a revoked one can.
+    // The admission policy: an active key set cannot be deleted; a revoked one can. The API
+    // server loads a new policy asynchronously, so probe with dry-run deletes until it is in force.
+    let dry_run = DeleteParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    common::eventually(30, "the admission policy to be in force", || async {
+        keysets.delete("ks", &dry_run).await.is_err().then_some(())
+    })
+    .await;
     let err = keysets
         .delete("ks", &DeleteParams::default())
         .await

@@ -1,0 +1,323 @@
+//! `kubectl dmkeys` against the real API server with the operator running: every command's
+//! happy path and its errors, the viewer refused the key, `copy` never printing it, and the
+//! interactive confirmation typed into a real pseudo-terminal (util-linux `script`).
+
+mod common;
+
+use common::{Env, LABEL};
+use k8s_openapi::api::core::v1::Secret;
+use kube::{
+    Api, ResourceExt,
+    api::{Patch, PatchParams},
+};
+use serde_json::json;
+use std::{
+    io::Write,
+    path::PathBuf,
+    process::{Command, Output, Stdio},
+};
+
+const PLUGIN: &str = env!("CARGO_BIN_EXE_kubectl-dmkeys");
+
+struct Plugin {
+    kubeconfig: Option<PathBuf>,
+    ns: String,
+}
+
+impl Plugin {
+    fn new(e: &Env, kubeconfig: Option<PathBuf>) -> Plugin {
+        Plugin {
+            kubeconfig,
+            ns: e.ns.clone(),
+        }
+    }
+
+    fn args(&self, args: &[&str]) -> Vec<String> {
+        let mut all = vec![];
+        if let Some(k) = &self.kubeconfig {
+            all.push(format!("--kubeconfig={}", k.display()));
+        }
+        all.push(format!("--namespace={}", self.ns));
+        all.extend(args.iter().map(|a| a.to_string()));
+        all
+    }
+
+    /// Runs the plugin with no terminal; returns (exit code, stdout, stderr).
+    fn run(&self, args: &[&str]) -> (i32, String, String) {
+        let out = Command::new(PLUGIN)
+            .args(self.args(args))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        decode(out)
+    }
+
+    /// Runs the plugin in a pseudo-terminal, typing `input`; returns (exit code, terminal text).
+    fn run_in_pty(&self, args: &[&str], input: &str) -> (i32, String) {
+        let line = std::iter::once(PLUGIN.to_string())
+            .chain(self.args(args))
+            .map(|a| format!("'{a}'"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mut child = Command::new("script")
+            .args(["-qec", &line, "/dev/null"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("util-linux script");
+        // Type once the prompt is up, as a person would.
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let (code, out, err) = decode(child.wait_with_output().unwrap());
+        (code, out + &err)
+    }
+}
+
+fn decode(out: Output) -> (i32, String, String) {
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn keys(secret: &Secret) -> (String, String) {
+    common::key_values(secret)
+}
+
+#[tokio::test]
+async fn the_admin_workflows_from_the_terminal() {
+    let cp = common::control_plane().await;
+    let mut e = Env::new(cp, "plugin").await;
+    let p = Plugin::new(&e, cp.kubeconfig_path().map(PathBuf::from));
+
+    // create --dry-run prints the manifest and creates nothing.
+    let (code, out, _) = p.run(&[
+        "create",
+        "ks",
+        "--label",
+        LABEL,
+        "--organization",
+        "skyline-demo",
+        "--permission",
+        "RegisterCatalogItems",
+        "--dry-run",
+        "-o",
+        "yaml",
+    ]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("kind: DataMinerKeySet") && out.contains("RegisterCatalogItems"),
+        "{out}"
+    );
+    assert!(e.keysets.get_opt("ks").await.unwrap().is_none());
+
+    // create waits for the keys and prints the fingerprints.
+    let (code, out, err) = p.run(&[
+        "create",
+        "ks",
+        "--label",
+        LABEL,
+        "--organization",
+        "skyline-demo",
+        "--permission",
+        "RegisterCatalogItems",
+        "--permission",
+        "AddDataMinerNodes",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let ks = e.keysets.get("ks").await.unwrap();
+    let status = ks.status.clone().unwrap();
+    assert!(
+        out.contains(&status.primary.clone().unwrap().fingerprint),
+        "{out}"
+    );
+    let (primary, secondary) = e.ledger.record(&e.secrets.get("ks-keys").await.unwrap());
+
+    // list, -o json, filters.
+    let (code, out, _) = p.run(&["list"]);
+    assert_eq!(code, 0);
+    assert!(out.lines().next().unwrap().starts_with("NAME"), "{out}");
+    assert!(
+        out.contains("ks")
+            && out.contains(LABEL)
+            && out.contains("RegisterCatalogItems,AddDataMinerNodes"),
+        "{out}"
+    );
+    let (_, out, _) = p.run(&["list", "-o", "json"]);
+    let items: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(items[0]["metadata"]["name"], "ks");
+    let (_, out, err) = p.run(&["list", "--organization", "someone-else"]);
+    assert!(
+        !out.contains(LABEL) && err.contains("No key sets"),
+        "{out}{err}"
+    );
+
+    // describe: revisions, fingerprints, history and Events, never a key.
+    let (code, out, _) = p.run(&["describe", "ks"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("revision 1") && out.contains("KeysCreated"),
+        "{out}"
+    );
+    assert!(!out.contains(&primary) && !out.contains(&secondary));
+
+    // show prints exactly the key; copy never does.
+    let (code, out, _) = p.run(&["show", "ks", "secondary"]);
+    assert_eq!((code, out.trim()), (0, secondary.as_str()));
+    let (code, text) = p.run_in_pty(&["copy", "ks"], "");
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("Copied the primary key of ks"), "{text}");
+    assert!(!text.contains(&primary), "copy printed the key");
+    assert!(
+        text.contains(&render_osc52(&primary)),
+        "the key went to the clipboard by OSC 52"
+    );
+
+    // regenerate: a mismatched label changes nothing and says so; the right one rotates.
+    let generation = ks.metadata.generation;
+    let (code, _, err) = p.run(&[
+        "regenerate",
+        "ks",
+        "primary",
+        "--confirm-label",
+        "GitHub catalog",
+    ]);
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("nothing was changed"), "{err}");
+    assert_eq!(
+        e.keysets.get("ks").await.unwrap().metadata.generation,
+        generation
+    );
+    let (code, out, err) = p.run(&["regenerate", "ks", "primary", "--confirm-label", LABEL]);
+    assert_eq!(code, 0, "{err}");
+    let secret = e.secrets.get("ks-keys").await.unwrap();
+    let (p2, s2) = e.ledger.record(&secret);
+    assert!(p2 != primary && s2 == secondary);
+    assert!(
+        out.contains("revision 2")
+            && out.contains(&dataminer_keys_operator::keys::fingerprint(p2.as_bytes())),
+        "{out}"
+    );
+
+    // Interactive: the wrong label typed at the prompt aborts, the right one proceeds.
+    let (code, text) = p.run_in_pty(&["regenerate", "ks", "secondary"], "not the label\n");
+    assert_eq!(code, 4, "{text}");
+    assert!(text.contains("Type the key set's label"), "{text}");
+    assert_eq!(keys(&e.secrets.get("ks-keys").await.unwrap()).1, secondary);
+    let (code, text) = p.run_in_pty(&["regenerate", "ks", "secondary"], &format!("{LABEL}\n"));
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("Regenerated the secondary key of ks: revision 2"),
+        "{text}"
+    );
+    e.ledger.record(&e.secrets.get("ks-keys").await.unwrap());
+
+    // Without a terminal and without --confirm-label, nothing happens.
+    let (code, _, err) = p.run(&["revoke", "ks"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--confirm-label"));
+
+    // Errors that name the problem.
+    let (code, _, err) = p.run(&["describe", "nope"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("key set nope not found"), "{err}");
+
+    // The viewer (key sets only, no Secrets) is told who they are and what they lack.
+    if let Some(kubeconfig) = cp.kubeconfig_path() {
+        let admin = cp.client().await.unwrap();
+        let role = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "viewer"},
+            "rules": [{"apiGroups": ["keys.dataminer.services"], "resources": ["dataminerkeysets"], "verbs": ["get", "list"]}]});
+        let binding = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "viewer"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "viewer"},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "viewer@example.com"}]});
+        let pp = PatchParams::apply("test").force();
+        Api::<k8s_openapi::api::rbac::v1::Role>::namespaced(admin.clone(), &e.ns)
+            .patch("viewer", &pp, &Patch::Apply(&role))
+            .await
+            .unwrap();
+        Api::<k8s_openapi::api::rbac::v1::RoleBinding>::namespaced(admin.clone(), &e.ns)
+            .patch("viewer", &pp, &Patch::Apply(&binding))
+            .await
+            .unwrap();
+        let mut as_viewer: serde_yaml::Value =
+            serde_yaml::from_str(&std::fs::read_to_string(kubeconfig).unwrap()).unwrap();
+        as_viewer["users"][0]["user"]["as"] = "viewer@example.com".into();
+        as_viewer["users"][0]["user"]["as-groups"] =
+            serde_yaml::to_value(["system:authenticated"]).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("viewer");
+        std::fs::write(&path, serde_yaml::to_string(&as_viewer).unwrap()).unwrap();
+        let viewer = Plugin::new(&e, Some(path));
+        let (code, out, _) = viewer.run(&["list"]);
+        assert_eq!(code, 0);
+        assert!(out.contains(LABEL));
+        let (code, out, err) = viewer.run(&["show", "ks"]);
+        assert_eq!(code, 6, "{out}{err}");
+        assert!(
+            err.contains("you (viewer@example.com) may not read Secret ks-keys"),
+            "{err}"
+        );
+        assert!(out.is_empty());
+    }
+
+    // revoke with --confirm-label waits for the operator.
+    let (code, out, err) = p.run(&["revoke", "ks", "--confirm-label", LABEL]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Revoked ks"), "{out}");
+    assert!(e.secrets.get_opt("ks-keys").await.unwrap().is_none());
+    e.finish().await;
+}
+
+#[tokio::test]
+async fn a_silent_operator_is_a_timeout() {
+    // A namespace with no operator: the request is written, nobody answers.
+    let cp = common::control_plane().await;
+    let ns = cp.namespace("plugin-timeout").await.unwrap();
+    let keysets: Api<dataminer_keys_operator::api::DataMinerKeySet> =
+        Api::namespaced(cp.client().await.unwrap(), &ns);
+    let mut manifest = common::org_keyset("ks");
+    manifest["status"] = json!(null);
+    common::apply(&keysets, &manifest).await.unwrap();
+    // Give it a status as if keys existed, so that regenerate has something to raise.
+    let status = json!({"apiVersion": "keys.dataminer.services/v1alpha1", "kind": "DataMinerKeySet",
+        "status": {"primary": {"revision": 1, "generatedAt": "2026-11-26T10:00:00Z", "fingerprint": "sha256:00000000"}}});
+    keysets
+        .patch_status(
+            "ks",
+            &PatchParams::apply("test").force(),
+            &Patch::Apply(&status),
+        )
+        .await
+        .unwrap();
+    let mut args: Vec<String> = vec![];
+    if let Some(k) = cp.kubeconfig_path() {
+        args.push(format!("--kubeconfig={}", k.display()));
+    }
+    args.extend([
+        format!("-n={ns}"),
+        "regenerate".into(),
+        "ks".into(),
+        "primary".into(),
+        format!("--confirm-label={LABEL}"),
+        "--timeout=2".into(),
+    ]);
+    let out = Command::new(PLUGIN)
+        .args(&args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let (code, _, err) = decode(out);
+    assert_eq!(code, 5, "{err}");
+    assert!(err.contains("did not report the result within 2s"), "{err}");
+}
+
+fn render_osc52(value: &str) -> String {
+    dataminer_keys_operator::plugin::render::osc52(value)
+}
