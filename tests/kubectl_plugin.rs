@@ -7,7 +7,7 @@ mod common;
 use common::{Env, LABEL};
 use k8s_openapi::api::core::v1::Secret;
 use kube::{
-    Api, ResourceExt,
+    Api,
     api::{Patch, PatchParams},
 };
 use serde_json::json;
