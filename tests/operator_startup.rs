@@ -57,3 +57,27 @@ async fn an_unreachable_api_server_is_named() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn the_plugin_says_when_the_crd_is_missing() {
+    if std::env::var(dmk_control_plane::CLUSTER_ENV).as_deref() == Ok("kubeconfig") {
+        return;
+    }
+    let cp = dmk_control_plane::shared(&Default::default())
+        .await
+        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_kubectl-dmkeys"))
+        .arg(format!(
+            "--kubeconfig={}",
+            cp.kubeconfig_path().unwrap().display()
+        ))
+        .arg("list")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(7), "{stderr}");
+    assert!(
+        stderr.contains("the DataMinerKeySet CRD is not installed"),
+        "{stderr}"
+    );
+}

@@ -51,7 +51,7 @@ Regenerate and revoke ask you to type the key set's label, as dataminer.services
 Scripts pass --confirm-label instead.";
 
 #[derive(Parser, Debug)]
-#[command(name = "kubectl dmkeys", version, about = "Manage DataMiner key sets (DataMinerKeySet) from kubectl", after_help = AFTER_HELP)]
+#[command(name = "kubectl-dmkeys", bin_name = "kubectl dmkeys", version, about = "Manage DataMiner key sets (DataMinerKeySet) from kubectl", after_help = AFTER_HELP)]
 pub struct Cli {
     /// Path to the kubeconfig file (default: $KUBECONFIG, then ~/.kube/config).
     #[arg(long, global = true)]
@@ -245,10 +245,11 @@ fn api_error(ctx: &Ctx, what: &str, name: Option<&str>, e: kube::Error) -> Failu
                 ),
             )
         }
+        // The API server answers a plain 404 for a resource type it does not serve.
         kube::Error::Api(s)
             if s.code == 404
-                && s.message
-                    .contains("the server could not find the requested resource") =>
+                && (s.message.contains("page not found")
+                    || s.message.contains("could not find the requested resource")) =>
         {
             fail(
                 exit::NO_CRD,
