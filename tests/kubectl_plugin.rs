@@ -321,3 +321,35 @@ async fn a_silent_operator_is_a_timeout() {
 fn render_osc52(value: &str) -> String {
     dataminer_keys_operator::plugin::render::osc52(value)
 }
+
+#[tokio::test]
+async fn a_request_owned_by_gitops_is_not_overridden() {
+    let cp = common::control_plane().await;
+    let mut e = Env::new(cp, "plugin-gitops").await;
+    // Argo CD (server-side apply) owns the manifest, including spec.regenerate.primary.
+    let mut manifest = common::org_keyset("ks");
+    manifest["spec"]["regenerate"] = json!({"primary": {"revision": 1, "confirmLabel": LABEL}});
+    e.keysets
+        .patch(
+            "ks",
+            &PatchParams::apply("argocd-controller").force(),
+            &Patch::Apply(&manifest),
+        )
+        .await
+        .unwrap();
+    e.ready("ks").await;
+    e.ledger.record(&e.secrets.get("ks-keys").await.unwrap());
+    let p = Plugin::new(&e, cp.kubeconfig_path().map(PathBuf::from));
+    let (code, _, err) = p.run(&["regenerate", "ks", "primary", "--confirm-label", LABEL]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("change the revision in Git instead"), "{err}");
+    assert_eq!(
+        common::revisions(&e.keysets.get("ks").await.unwrap()),
+        (1, 1)
+    );
+    // The field Argo CD does not own is free: the secondary rotates.
+    let (code, _, err) = p.run(&["regenerate", "ks", "secondary", "--confirm-label", LABEL]);
+    assert_eq!(code, 0, "{err}");
+    e.ledger.record(&e.secrets.get("ks-keys").await.unwrap());
+    e.finish().await;
+}
