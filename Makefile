@@ -4,6 +4,8 @@ SHELL := bash
 CARGO ?= cargo
 CRD := crds/dataminerkeysets.keys.dataminer.services.yaml
 DEV_STATE := $(CURDIR)/.dev-cluster
+# Where cargo puts binaries (honours CARGO_TARGET_DIR).
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
 .PHONY: run test control-plane crds static image e2e-kind
 
@@ -28,11 +30,11 @@ run: control-plane
 	if [ -n "$${KUBECONFIG:-}" ] && "$$bin/kubectl" --request-timeout=5s get --raw=/readyz >/dev/null 2>&1; then \
 	  echo "[run] using the cluster in KUBECONFIG=$$KUBECONFIG; installing the CRD"; \
 	  "$$bin/kubectl" apply --server-side --field-manager=dataminer-keys-install -f crds/; \
-	  exec target/debug/dataminer-keys-operator $(RUN_ARGS); \
+	  exec $(TARGET_DIR)/debug/dataminer-keys-operator $(RUN_ARGS); \
 	else \
 	  if [ -n "$${KUBECONFIG:-}" ]; then echo "[run] KUBECONFIG=$$KUBECONFIG does not answer; starting a local control plane"; fi; \
-	  exec target/debug/dmk-control-plane --state-dir "$(DEV_STATE)" --crds crds -- \
-	    target/debug/dataminer-keys-operator $(RUN_ARGS); \
+	  exec $(TARGET_DIR)/debug/dmk-control-plane --state-dir "$(DEV_STATE)" --crds crds -- \
+	    $(TARGET_DIR)/debug/dataminer-keys-operator $(RUN_ARGS); \
 	fi
 
 ## Build (or find cached) kube-apiserver, kube-controller-manager, kubectl, etcd and helm.
@@ -50,7 +52,7 @@ STATIC_TARGET := x86_64-unknown-linux-gnu
 static:
 	RUSTFLAGS="-C target-feature=+crt-static" $(CARGO) build --release --locked \
 	  --target $(STATIC_TARGET) --bin dataminer-keys-operator
-	@bin=target/$(STATIC_TARGET)/release/dataminer-keys-operator; \
+	@bin=$(TARGET_DIR)/$(STATIC_TARGET)/release/dataminer-keys-operator; \
 	if readelf -d "$$bin" | grep -q NEEDED; then echo "[static] $$bin needs shared libraries" >&2; exit 1; fi; \
 	"$$bin" --version; ls -l "$$bin"
 
