@@ -486,3 +486,16 @@ fn a_changed_secret_name_is_refused() {
     assert_eq!(p.write, SecretWrite::None);
     assert!(matches!(p.problems.as_slice(), [Problem::InvalidSpec(m)] if m.contains("immutable")));
 }
+
+#[test]
+fn an_owned_secret_that_was_never_filled_gets_its_first_keys() {
+    // Someone emptied (or pre-created, with our owner reference) the Secret before any status.
+    let p = run(&spec(), &Default::default(), owned(None, None, None, None));
+    assert_eq!(
+        p.write,
+        SecretWrite::Update {
+            slots: [GEN(1), GEN(1)]
+        }
+    );
+    assert_eq!(p.actions, vec![Action::KeysCreated]);
+}
