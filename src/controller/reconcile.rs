@@ -17,7 +17,7 @@ use serde_json::json;
 
 use super::Context;
 use crate::{
-    api::DataMinerKeySet,
+    api::{DataMinerKeySet, DataMinerKeySetStatus},
     error::{Error, Result},
     keys::{self, KeyValue},
     plan::{self, Action, Plan, PlanInput, Problem, SecretSeen, SecretWrite, Slot, SlotPlan},
@@ -111,10 +111,10 @@ async fn reconcile_once(cached: &DataMinerKeySet, ctx: &Context) -> Result<Reque
         ks,
         &secrets,
         &plan,
+        &status,
         existing.as_ref(),
         &seen,
         values,
-        &object,
     )
     .await?;
 
@@ -249,15 +249,16 @@ async fn apply(
     ks: &DataMinerKeySet,
     secrets: &Api<Secret>,
     plan: &Plan,
+    status: &DataMinerKeySetStatus,
     existing: Option<&Secret>,
     seen: &SecretSeen,
     values: [Option<KeyValue>; 2],
-    object: &str,
 ) -> Result<[Option<Held>; 2]> {
+    let object = object_name(ks);
+    let object = object.as_str();
     let secret_name = secret::secret_name(ks);
-    let status = ks.status.clone().unwrap_or_default();
     match &plan.write {
-        SecretWrite::None => Ok(status::held_untouched(plan, &status, seen)),
+        SecretWrite::None => Ok(status::held_untouched(plan, status, seen)),
         SecretWrite::Delete => {
             let uid = existing.and_then(|s| s.uid());
             let dp = DeleteParams {

@@ -23,7 +23,10 @@ use kube::{
 use serde_json::json;
 
 use crate::{
-    api::{DataMinerKeySet, KeyFormat, Permission, REVOKED},
+    api::{
+        DataMinerKeySet, DataMinerKeySetSpec, KeyFormat, OrganizationScope, Permission, REVOKED,
+        Scope, SystemScope,
+    },
     secret::data_key_names,
 };
 
@@ -556,11 +559,15 @@ pub async fn run(cli: Cli) -> Result<()> {
             output,
             wait,
         } => {
-            let scope = match (&organization, &system) {
-                (_, Some(sys)) => {
-                    json!({ "system": { "name": sys, "organization": organization } })
-                }
-                (Some(org), None) => json!({ "organization": { "name": org } }),
+            let scope = match (organization, system) {
+                (organization, Some(name)) => Scope {
+                    organization: None,
+                    system: Some(SystemScope { name, organization }),
+                },
+                (Some(name), None) => Scope {
+                    organization: Some(OrganizationScope { name }),
+                    system: None,
+                },
                 (None, None) => {
                     return Err(fail(
                         exit::USAGE,
@@ -568,25 +575,22 @@ pub async fn run(cli: Cli) -> Result<()> {
                     ));
                 }
             };
-            let mut manifest = json!({
-                "apiVersion": "keys.dataminer.services/v1alpha1",
-                "kind": "DataMinerKeySet",
-                "metadata": { "name": name, "namespace": ctx.namespace },
-                "spec": { "label": label, "scope": scope, "keyFormat": key_format },
-            });
-            if !permissions.is_empty() {
-                manifest["spec"]["permissions"] = json!(permissions);
-            }
-            if system.is_some() && organization.is_none() {
-                manifest["spec"]["scope"]["system"]
-                    .as_object_mut()
-                    .map(|m| m.remove("organization"));
-            }
+            let mut ks = DataMinerKeySet::new(
+                &name,
+                DataMinerKeySetSpec {
+                    label,
+                    scope,
+                    permissions,
+                    key_format,
+                    secret: None,
+                    regenerate: None,
+                    revoke: None,
+                },
+            );
+            ks.metadata.namespace = Some(ctx.namespace.clone());
             if dry_run {
-                return print_structured(&manifest, output.unwrap_or(Output::Yaml));
+                return print_structured(&ks, output.unwrap_or(Output::Yaml));
             }
-            let ks: DataMinerKeySet =
-                serde_json::from_value(manifest).map_err(|e| fail(exit::USAGE, e.to_string()))?;
             keysets
                 .create(
                     &PostParams {
