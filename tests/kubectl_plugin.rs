@@ -353,3 +353,81 @@ async fn a_request_owned_by_gitops_is_not_overridden() {
     e.ledger.record(&e.secrets.get("ks-keys").await.unwrap());
     e.finish().await;
 }
+
+// `show` and `copy` print only a key the operator recorded, from the Secret it created.
+#[tokio::test]
+async fn show_and_copy_refuse_a_key_the_operator_did_not_record() {
+    let cp = common::control_plane().await;
+    let mut e = Env::new(cp, "plugin-untrusted").await;
+    let p = Plugin::new(&e, cp.kubeconfig_path().map(PathBuf::from));
+    common::apply(&e.keysets, &common::org_keyset("ks"))
+        .await
+        .unwrap();
+    e.ready("ks").await;
+    let (_, secondary) = e.ledger.record(&e.secrets.get("ks-keys").await.unwrap());
+
+    // A drifted value.
+    let planted = "0000000000000000000000000000beef";
+    e.ledger.record_value(planted);
+    use base64::Engine;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(planted);
+    let patch = json!({ "data": { "primaryKey": encoded } });
+    e.secrets
+        .patch("ks-keys", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    let (code, out, err) = p.run(&["show", "ks", "primary"]);
+    assert_eq!(code, 8, "{out}{err}");
+    assert!(!out.contains(planted) && !err.contains(planted));
+    assert!(err.contains("does not match the fingerprint"), "{err}");
+    let (code, text) = p.run_in_pty(&["copy", "ks", "primary"], "");
+    assert_eq!(code, 8, "{text}");
+    assert!(!text.contains(planted));
+    // The other slot is still the recorded one.
+    let (code, out, err) = p.run(&["show", "ks", "secondary"]);
+    assert_eq!((code, out.trim()), (0, secondary.as_str()), "{err}");
+
+    // A Secret of that name that the operator did not create (same keys, other uid).
+    e.operator.kill();
+    let mut copy = e.secrets.get("ks-keys").await.unwrap();
+    copy.metadata = kube::api::ObjectMeta {
+        name: Some("ks-keys".into()),
+        owner_references: copy.metadata.owner_references.clone(),
+        ..Default::default()
+    };
+    e.secrets
+        .delete("ks-keys", &Default::default())
+        .await
+        .unwrap();
+    e.secrets.create(&Default::default(), &copy).await.unwrap();
+    let (code, out, err) = p.run(&["show", "ks", "secondary"]);
+    assert_eq!(code, 8, "{out}{err}");
+    assert!(!out.contains(&secondary));
+    assert!(err.contains("not the Secret the operator created"), "{err}");
+
+    // A revoked set has no keys, whatever a Secret of that name holds.
+    e.secrets
+        .delete("ks-keys", &Default::default())
+        .await
+        .unwrap();
+    e.operator.restart();
+    e.ready("ks").await;
+    e.ledger.record(&e.secrets.get("ks-keys").await.unwrap());
+    let (code, _, err) = p.run(&["revoke", "ks", "--confirm-label", LABEL]);
+    assert_eq!(code, 0, "{err}");
+    let hand_made: Secret = serde_json::from_value(json!({
+        "metadata": { "name": "ks-keys" },
+        "stringData": { "primaryKey": "hand-made-not-a-key" }
+    }))
+    .unwrap();
+    e.ledger.record_value("hand-made-not-a-key");
+    e.secrets
+        .create(&Default::default(), &hand_made)
+        .await
+        .unwrap();
+    let (code, out, err) = p.run(&["show", "ks"]);
+    assert_eq!(code, 8, "{out}{err}");
+    assert!(err.contains("revoked"), "{err}");
+    assert!(!out.contains("hand-made"));
+    e.finish().await;
+}

@@ -157,3 +157,61 @@ async fn invalid_specs_get_no_keys_and_an_invalid_spec_warning() {
     assert!(secrets.get_opt("moved-keys").await.unwrap().is_some());
     assert!(secrets.get_opt("elsewhere").await.unwrap().is_none());
 }
+
+#[tokio::test]
+async fn revocation_goes_through_a_spec_that_only_the_controller_refuses() {
+    let mut e = Env::new(control_plane().await, "no-cel-revoke").await;
+    apply(&e.keysets, &org_keyset("ks")).await.unwrap();
+    keyset_where(&e.keysets, "ks", "Ready", is_ready).await;
+    e.ledger.record(&e.secrets.get("ks-keys").await.unwrap());
+
+    let mut manifest = org_keyset("ks");
+    manifest["spec"]["permissions"] = json!(["ReadCatalogItems", "ReadCatalogItems"]);
+    apply(&e.keysets, &manifest).await.unwrap();
+    keyset_where(&e.keysets, "ks", "InvalidSpec", |k| {
+        common::condition(k, "Ready").is_some_and(|c| c.reason == "InvalidSpec")
+    })
+    .await;
+    manifest["spec"]["revoke"] = json!({"confirmLabel": LABEL});
+    apply(&e.keysets, &manifest).await.unwrap();
+    keyset_where(&e.keysets, "ks", "Revoked", |k| {
+        common::condition(k, "Revoked").is_some_and(|c| c.status == "True")
+    })
+    .await;
+    assert!(e.secrets.get_opt("ks-keys").await.unwrap().is_none());
+    e.finish().await;
+}
+
+#[tokio::test]
+async fn names_and_metadata_that_cannot_be_written_get_no_secret_at_all() {
+    let e = Env::new(control_plane().await, "no-cel-unwritable").await;
+    let long = "k".repeat(64);
+    let mut bad_label = org_keyset("badlabel");
+    bad_label["spec"]["secret"] = json!({"labels": {"bad key!": "x"}});
+    let mut nbsp = org_keyset("nbsp");
+    nbsp["spec"]["label"] = json!("\u{a0}CI");
+    for (name, manifest, says) in [
+        (long.as_str(), org_keyset(&long), "63"),
+        ("badlabel", bad_label, "spec.secret.labels"),
+        ("nbsp", nbsp, "whitespace"),
+    ] {
+        apply(&e.keysets, &manifest).await.unwrap();
+        let ks = keyset_where(&e.keysets, name, "InvalidSpec", |k| {
+            common::condition(k, "Ready").is_some_and(|c| c.reason == "InvalidSpec")
+        })
+        .await;
+        assert!(
+            ready_reason(&ks).1.contains(says),
+            "{:?}",
+            ready_reason(&ks)
+        );
+        assert!(
+            e.secrets
+                .get_opt(&format!("{name}-keys"))
+                .await
+                .unwrap()
+                .is_none(),
+            "no Secret for {name}"
+        );
+    }
+}

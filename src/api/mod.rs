@@ -2,9 +2,11 @@
 
 mod spec;
 mod status;
+mod text;
 
 pub use spec::*;
 pub use status::*;
+pub use text::*;
 
 /// The CustomResourceDefinition as committed in `crds/` (what `crdgen` prints).
 pub fn crd_yaml() -> String {

@@ -86,6 +86,33 @@ impl Operator {
         self.child = Some(dmk_control_plane::spawn_supervised(cmd).expect("start the operator"));
     }
 
+    /// Starts the process again with extra environment variables for this run only (a fault
+    /// hook such as `DMK_CRASH_AFTER`).
+    pub fn restart_once_with_env(&mut self, env: &[(&str, &str)]) {
+        let saved = self.extra_env.clone();
+        self.extra_env
+            .extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        self.restart();
+        self.extra_env = saved;
+    }
+
+    /// Waits for the process to exit by itself (a crash hook), at most `secs` seconds.
+    pub fn wait_exit(&mut self, secs: u64) -> std::process::ExitStatus {
+        let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+        let child = self.child.as_mut().expect("operator running");
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                self.child = None;
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the operator did not exit within {secs}s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// SIGTERM, as Kubernetes stops a pod; waits for a clean exit.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {

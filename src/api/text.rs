@@ -1,0 +1,139 @@
+//! Rules about text that admission (CEL) and the controller must apply identically: one
+//! definition of whitespace, and the shape of names Kubernetes accepts in labels and annotations.
+
+/// Every character Rust's `char::is_whitespace` accepts (Unicode `White_Space`), which is what
+/// the controller checks. CEL's `\s` is ASCII-only, so the admission rule spells the same set out
+/// as [`whitespace_class!`]; a unit test proves the two lists equal, an integration test proves
+/// the API server refuses each.
+pub const WHITESPACE: &[char] = &[
+    '\t', '\n', '\u{0B}', '\u{0C}', '\r', ' ', '\u{85}', '\u{A0}', '\u{1680}', '\u{2000}',
+    '\u{2001}', '\u{2002}', '\u{2003}', '\u{2004}', '\u{2005}', '\u{2006}', '\u{2007}', '\u{2008}',
+    '\u{2009}', '\u{200A}', '\u{2028}', '\u{2029}', '\u{202F}', '\u{205F}', '\u{3000}',
+];
+
+/// [`WHITESPACE`] as an RE2 character class, for CEL rules (a macro so `concat!` can use it).
+#[macro_export]
+#[doc(hidden)]
+macro_rules! whitespace_class {
+    () => {
+        r"[\t\n\x{0B}\f\r \x{85}\x{A0}\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x{202F}\x{205F}\x{3000}]"
+    };
+}
+
+/// Longest label value Kubernetes accepts; the key set's name becomes one on its Secret.
+pub const MAX_LABEL_VALUE: usize = 63;
+
+/// RE2 patterns for CEL rules, the same checks as [`is_qualified_name`] and [`is_label_value`]
+/// (macros so `concat!` can build rule text from them).
+#[macro_export]
+#[doc(hidden)]
+macro_rules! qualified_name_pattern {
+    () => {
+        r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+    };
+}
+#[macro_export]
+#[doc(hidden)]
+macro_rules! label_value_pattern {
+    () => {
+        r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$"
+    };
+}
+
+fn is_name_part(s: &str) -> bool {
+    let b = s.as_bytes();
+    let edge = |c: &u8| c.is_ascii_alphanumeric();
+    !b.is_empty()
+        && b.len() <= MAX_LABEL_VALUE
+        && b.first().is_some_and(edge)
+        && b.last().is_some_and(edge)
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+}
+
+fn is_dns_subdomain(s: &str) -> bool {
+    s.len() <= 253
+        && s.split('.').all(|part| {
+            let b = part.as_bytes();
+            let edge = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+            b.first().is_some_and(edge)
+                && b.last().is_some_and(edge)
+                && b.iter().all(|c| edge(c) || *c == b'-')
+        })
+}
+
+/// A label or annotation key: an optional DNS subdomain prefix and `/`, then a name of up to 63
+/// characters (what the API server accepts).
+pub fn is_qualified_name(key: &str) -> bool {
+    match key.split_once('/') {
+        Some((prefix, name)) => is_dns_subdomain(prefix) && is_name_part(name),
+        None => is_name_part(key),
+    }
+}
+
+/// A label value: empty, or a name of up to 63 characters.
+pub fn is_label_value(value: &str) -> bool {
+    value.is_empty() || is_name_part(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_keys_and_values_follow_kubernetes() {
+        for ok in ["team", "example.com/team", "a", "A_b.c-d", &"x".repeat(63)] {
+            assert!(is_qualified_name(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "bad key!",
+            "/x",
+            "x/",
+            "-x",
+            "x-",
+            "Example.com/x",
+            &"x".repeat(64),
+            "a/b/c",
+        ] {
+            assert!(!is_qualified_name(bad), "{bad}");
+        }
+        assert!(is_label_value("") && is_label_value("v1.2_3"));
+        assert!(
+            !is_label_value("-x") && !is_label_value(&"x".repeat(64)) && !is_label_value("a b")
+        );
+    }
+
+    #[test]
+    fn the_whitespace_table_is_exactly_what_the_controller_trims() {
+        let all: Vec<char> = (0..=char::MAX as u32)
+            .filter_map(char::from_u32)
+            .filter(|c| c.is_whitespace())
+            .collect();
+        assert_eq!(all, WHITESPACE);
+    }
+
+    #[test]
+    fn the_cel_class_lists_the_same_characters() {
+        // Expand the class by hand: single escapes and one range.
+        let class = whitespace_class!();
+        let inner = &class[1..class.len() - 1];
+        let mut chars = vec!['\t', '\n', '\u{0C}', '\r', ' '];
+        let mut rest = inner
+            .replace(r"\t", "")
+            .replace(r"\n", "")
+            .replace(r"\f", "")
+            .replace(r"\r", "")
+            .replace(' ', "");
+        let range = r"\x{2000}-\x{200A}";
+        assert!(rest.contains(range));
+        chars.extend((0x2000..=0x200A).filter_map(char::from_u32));
+        rest = rest.replace(range, "");
+        for hex in rest.split(r"\x{").filter(|s| !s.is_empty()) {
+            let hex = hex.strip_suffix('}').expect("closed escape");
+            chars.push(char::from_u32(u32::from_str_radix(hex, 16).unwrap()).unwrap());
+        }
+        chars.sort();
+        assert_eq!(chars, WHITESPACE);
+    }
+}
