@@ -46,6 +46,18 @@ pub enum Error {
     },
     #[error("{object}: the Secret or the key set changed while it was being updated; retrying")]
     Changed { object: String },
+    #[error("{object}: {step}: the API server did not answer within {secs}s")]
+    Timeout {
+        object: String,
+        step: &'static str,
+        secs: u64,
+    },
+    #[error("{object}: adding or removing the finalizer: {source}")]
+    Finalizer {
+        object: String,
+        #[source]
+        source: kube::Error,
+    },
 }
 
 impl Error {
@@ -59,6 +71,8 @@ impl Error {
             Error::WriteStatus { .. } => "write_status",
             Error::GenerateKey { .. } => "generate_key",
             Error::Changed { .. } => "conflict",
+            Error::Timeout { .. } => "timeout",
+            Error::Finalizer { .. } => "finalizer",
         }
     }
 }

@@ -56,7 +56,7 @@ pub fn generate(format: KeyFormat) -> Result<KeyValue, RandomSourceError> {
     }
 }
 
-fn random_bytes<const N: usize>() -> Result<Zeroizing<[u8; N]>, RandomSourceError> {
+pub(crate) fn random_bytes<const N: usize>() -> Result<Zeroizing<[u8; N]>, RandomSourceError> {
     let mut bytes = Zeroizing::new([0u8; N]);
     SysRng
         .try_fill_bytes(bytes.as_mut())

@@ -4,6 +4,7 @@
 //! - [`api`]: the CRD types and their admission rules;
 //! - [`keys`]: key generation and fingerprints;
 //! - [`plan`]: where rotation, revocation and drift handling are decided (pure);
+//! - [`proof`]: the operator's proof that it wrote a key value (HMAC, key in its namespace);
 //! - [`secret`]: the Secret's shape, written and read back (pure);
 //! - [`status`]: status, Events and log lines from what was applied (pure);
 //! - [`controller`]: the thin layer that reads, applies the plan and writes status;
@@ -18,5 +19,6 @@ pub mod leader;
 pub mod metrics;
 pub mod plan;
 pub mod plugin;
+pub mod proof;
 pub mod secret;
 pub mod status;

@@ -21,6 +21,7 @@ use dataminer_keys_operator::{
     http::{self, Health},
     leader::{Elector, LeaseConfig},
     metrics::Metrics,
+    proof,
 };
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -50,7 +51,8 @@ struct Args {
     /// Take a Lease before acting, so that only one replica acts at a time.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     leader_elect: bool,
-    /// Namespace of the Lease (defaults to POD_NAMESPACE, then `default`).
+    /// The operator's own namespace: its Lease and its proof key Secret
+    /// (`<lease-name>-proof-key`) live there. Defaults to POD_NAMESPACE, then `default`.
     #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
     leader_election_namespace: String,
     #[arg(long, default_value = "dataminer-keys-operator")]
@@ -117,6 +119,22 @@ async fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
 
+    // The proof key lives beside the Lease, in the operator's own namespace.
+    let proof_secret = format!("{}-proof-key", args.lease_name);
+    let proof_key = match proof::load_or_create(
+        &client,
+        &args.leader_election_namespace,
+        &proof_secret,
+    )
+    .await
+    {
+        Ok(key) => key,
+        Err(message) => {
+            eprintln!("dataminer-keys-operator: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
+
     let metrics = Arc::new(Metrics::default());
     let ready = Arc::new(AtomicBool::new(false));
     let listener = match tokio::net::TcpListener::bind(args.metrics_address).await {
@@ -169,7 +187,7 @@ async fn main() -> ExitCode {
         tracing::info!(identity, "became leader");
     }
 
-    let ctx = Arc::new(Context::new(client, metrics, Some(identity)));
+    let ctx = Arc::new(Context::new(client, metrics, proof_key, Some(identity)));
     let controllers = controller::controllers(ctx, &namespaces, args.concurrency);
     let stores = controllers.stores;
     let ready_flag = ready.clone();

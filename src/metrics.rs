@@ -25,6 +25,12 @@ pub struct ActionLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OperationLabels {
+    /// `create`, `update` or `delete`.
+    pub operation: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StateLabels {
     /// `Ready`, `NotReady` or `Revoked`.
     pub state: String,
@@ -36,6 +42,7 @@ pub struct Metrics {
     duration: Histogram,
     actions: Family<ActionLabels, Counter>,
     keysets: Family<StateLabels, Gauge<i64, AtomicI64>>,
+    write_failures: Family<OperationLabels, Counter>,
     /// Last known state per key set (namespace/name), to keep the gauges exact.
     states: Mutex<HashMap<String, &'static str>>,
 }
@@ -63,12 +70,19 @@ impl Default for Metrics {
             actions.clone(),
         );
         registry.register("keysets", "Key sets by state", keysets.clone());
+        let write_failures = Family::<OperationLabels, Counter>::default();
+        registry.register(
+            "write_failures",
+            "Secret writes the API server refused or did not answer in time",
+            write_failures.clone(),
+        );
         Metrics {
             registry,
             reconciles,
             duration,
             actions,
             keysets,
+            write_failures,
             states: Mutex::default(),
         }
     }
@@ -88,6 +102,14 @@ impl Metrics {
         self.actions
             .get_or_create(&ActionLabels {
                 action: action.into(),
+            })
+            .inc();
+    }
+
+    pub fn write_failed(&self, operation: &str) {
+        self.write_failures
+            .get_or_create(&OperationLabels {
+                operation: operation.into(),
             })
             .inc();
     }

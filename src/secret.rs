@@ -12,7 +12,8 @@ use crate::{
         DataMinerKeySet, DataMinerKeySetSpec,
     },
     keys::KeyValue,
-    plan::{SecretSeen, Slot, SlotSeen},
+    plan::{SecretSeen, Slot, SlotSeen, status_slot},
+    proof::ProofKey,
 };
 
 /// The one field manager of this operator (Secrets and key set status).
@@ -26,6 +27,22 @@ pub const TARGET_ANNOTATION: &str = "keys.dataminer.services/target";
 pub const PERMISSIONS_ANNOTATION: &str = "keys.dataminer.services/permissions";
 pub const PRIMARY_REVISION_ANNOTATION: &str = "keys.dataminer.services/primary-revision";
 pub const SECONDARY_REVISION_ANNOTATION: &str = "keys.dataminer.services/secondary-revision";
+pub const PRIMARY_PROOF_ANNOTATION: &str = "keys.dataminer.services/primary-proof";
+pub const SECONDARY_PROOF_ANNOTATION: &str = "keys.dataminer.services/secondary-proof";
+/// Annotations the plan decides per slot (never taken from the user, never "layout").
+const SLOT_ANNOTATIONS: [&str; 4] = [
+    PRIMARY_REVISION_ANNOTATION,
+    SECONDARY_REVISION_ANNOTATION,
+    PRIMARY_PROOF_ANNOTATION,
+    SECONDARY_PROOF_ANNOTATION,
+];
+
+pub fn proof_annotation(slot: Slot) -> &'static str {
+    match slot {
+        Slot::Primary => PRIMARY_PROOF_ANNOTATION,
+        Slot::Secondary => SECONDARY_PROOF_ANNOTATION,
+    }
+}
 
 pub fn revision_annotation(slot: Slot) -> &'static str {
     match slot {
@@ -78,7 +95,7 @@ fn desired_metadata(
         .map(|s| s.annotations.clone())
         .unwrap_or_default()
         .into_iter()
-        .filter(|(k, _)| k != PRIMARY_REVISION_ANNOTATION && k != SECONDARY_REVISION_ANNOTATION)
+        .filter(|(k, _)| !SLOT_ANNOTATIONS.contains(&k.as_str()))
         .collect();
     let (scope, target) = scope_and_target(&ks.spec);
     let permissions: Vec<&str> = ks.spec.permissions.iter().map(|p| p.as_str()).collect();
@@ -89,7 +106,7 @@ fn desired_metadata(
     (labels, annotations)
 }
 
-/// The Secret with both key values at the given revisions.
+/// The Secret with both key values at the given revisions, each with the operator's proof.
 ///
 /// For an update, `precondition` is the observed (uid, resourceVersion): the API server refuses
 /// the write if the Secret changed or was replaced since it was read. A create has none and
@@ -99,6 +116,7 @@ fn desired_metadata(
 /// the user's labels and annotations follow by server-side apply, which can remove them later.
 pub fn build(
     ks: &DataMinerKeySet,
+    proof_key: &ProofKey,
     values: [&KeyValue; 2],
     revisions: [i64; 2],
     precondition: Option<(String, String)>,
@@ -106,10 +124,13 @@ pub fn build(
     let with_user_metadata = precondition.is_some();
     let (uid, resource_version) = precondition.unzip();
     let (labels, mut annotations) = desired_metadata(ks, with_user_metadata);
+    let keyset_uid = ks.uid().unwrap_or_default();
     for slot in Slot::BOTH {
+        let (value, revision) = (values[slot as usize], revisions[slot as usize]);
+        annotations.insert(revision_annotation(slot).into(), revision.to_string());
         annotations.insert(
-            revision_annotation(slot).into(),
-            revisions[slot as usize].to_string(),
+            proof_annotation(slot).into(),
+            proof_key.sign(&keyset_uid, slot, revision, value),
         );
     }
     let names = data_key_names(&ks.spec);
@@ -139,8 +160,8 @@ pub fn build(
     }
 }
 
-/// True when the Secret is controlled by this key set (controller owner reference, our uid).
-pub fn is_owned(ks: &DataMinerKeySet, secret: &Secret) -> bool {
+/// True when the Secret names this key set as its controller (a hint: anyone can write it).
+fn has_controller_ref(ks: &DataMinerKeySet, secret: &Secret) -> bool {
     let Some(uid) = ks.uid() else { return false };
     secret
         .owner_references()
@@ -148,17 +169,28 @@ pub fn is_owned(ks: &DataMinerKeySet, secret: &Secret) -> bool {
         .any(|o| o.controller == Some(true) && o.uid == uid)
 }
 
-/// Reads the Secret for the plan; also returns the key values it holds (for an owned Secret).
+fn request_revision(spec: &DataMinerKeySetSpec, slot: Slot) -> Option<i64> {
+    let r = spec.regenerate.as_ref()?;
+    match slot {
+        Slot::Primary => r.primary.as_ref(),
+        Slot::Secondary => r.secondary.as_ref(),
+    }
+    .map(|r| r.revision)
+}
+
+/// Reads the Secret for the plan: per slot the revision annotation, the value's fingerprint,
+/// and the revision at which the operator's proof of the value verifies (checked at every
+/// revision the operator may have written, so an edited annotation neither fakes nor hides a
+/// key). Also returns the values, for the slots the plan keeps.
 pub fn observe(
     ks: &DataMinerKeySet,
+    status: &crate::api::DataMinerKeySetStatus,
+    proof_key: &ProofKey,
     secret: Option<&Secret>,
 ) -> (SecretSeen, [Option<KeyValue>; 2]) {
     let Some(secret) = secret else {
         return (SecretSeen::Absent, [None, None]);
     };
-    if !is_owned(ks, secret) {
-        return (SecretSeen::Foreign, [None, None]);
-    }
     let names = data_key_names(&ks.spec);
     let data = secret.data.as_ref();
     let values = Slot::BOTH.map(|slot| {
@@ -168,20 +200,40 @@ pub fn observe(
             .map(KeyValue::from_stored)
     });
     let annotations = secret.annotations();
-    let slots = Slot::BOTH.map(|slot| SlotSeen {
-        revision: annotations
+    let keyset_uid = ks.uid().unwrap_or_default();
+    let slots = Slot::BOTH.map(|slot| {
+        let revision = annotations
             .get(revision_annotation(slot))
-            .and_then(|v| v.parse().ok()),
-        fingerprint: values[slot as usize].as_ref().map(KeyValue::fingerprint),
+            .and_then(|v| v.parse().ok());
+        let value = values[slot as usize].as_ref();
+        let proof = annotations.get(proof_annotation(slot));
+        // The operator can only have written the recorded revision, the next one (a
+        // recreation) or the requested one: try those, whatever the annotation says.
+        let recorded = status_slot(status, slot).map(|k| k.revision);
+        let requested = request_revision(&ks.spec, slot);
+        let candidates = [revision, recorded, recorded.map(|r| r + 1), requested];
+        let proven = value.zip(proof).and_then(|(value, proof)| {
+            candidates
+                .into_iter()
+                .flatten()
+                .find(|&r| proof_key.verify(&keyset_uid, slot, r, value, proof))
+        });
+        SlotSeen {
+            revision,
+            fingerprint: value.map(KeyValue::fingerprint),
+            proven,
+        }
     });
-    let seen = SecretSeen::Owned {
+    let seen = SecretSeen::Present {
+        uid: secret.uid().unwrap_or_default(),
         slots,
         layout_in_sync: layout_in_sync(ks, secret),
     };
     (seen, values)
 }
 
-/// Labels and annotations as desired, no stale ones of ours left, type Opaque. Keys that other
+/// Labels and annotations as desired, no stale ones of ours left, type Opaque, our controller
+/// owner reference in place. Keys that other
 /// field managers added are theirs and do not count.
 fn layout_in_sync(ks: &DataMinerKeySet, secret: &Secret) -> bool {
     let (labels, annotations) = desired_metadata(ks, true);
@@ -195,12 +247,12 @@ fn layout_in_sync(ks: &DataMinerKeySet, secret: &Secret) -> bool {
                 .all(|k| want.contains_key(k) || extra.contains(&k.as_str()))
         })
     };
-    let revision_keys = [PRIMARY_REVISION_ANNOTATION, SECONDARY_REVISION_ANNOTATION];
     secret.type_.as_deref() == Some("Opaque")
+        && has_controller_ref(ks, secret)
         && has_all(&labels, secret.labels())
         && has_all(&annotations, secret.annotations())
         && no_stale("f:labels", &labels, &[])
-        && no_stale("f:annotations", &annotations, &revision_keys)
+        && no_stale("f:annotations", &annotations, &SLOT_ANNOTATIONS)
 }
 
 /// Label and annotation keys that our field manager owns, from `metadata.managedFields`.

@@ -7,26 +7,22 @@ use k8s_openapi::{
 
 use crate::{
     api::{DataMinerKeySet, DataMinerKeySetStatus, HistoryEntry, KeyStatus, READY, REVOKED},
-    plan::{Action, Plan, Problem, SecretSeen, Slot, status_slot},
+    plan::{Action, Held, Plan, Problem, Slot},
     secret::{scope_and_target, secret_name},
 };
 
 /// History entries kept in status, newest first.
 pub const HISTORY_LIMIT: usize = 20;
 
-/// What one slot of the Secret holds after the apply step.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Held {
-    pub revision: i64,
-    pub fingerprint: String,
-}
-
 /// The outcome of applying a plan.
 #[derive(Clone, Debug)]
 pub struct Applied<'a> {
     pub plan: &'a Plan,
-    /// What the owned Secret now holds per slot; `None` where unknown or there is no Secret.
+    /// The key the operator's Secret now holds per slot; `None` where there is none the
+    /// operator vouches for (status keeps its record then).
     pub held: [Option<Held>; 2],
+    /// The uid of the operator's Secret after the apply step, when known.
+    pub secret_uid: Option<String>,
     pub now: Timestamp,
 }
 
@@ -50,22 +46,34 @@ fn describe(held: Option<&Held>) -> String {
     }
 }
 
-fn event_reason(action: Action) -> &'static str {
+fn event_reason(action: &Action) -> &'static str {
     match action {
         Action::KeysCreated => "KeysCreated",
-        Action::Regenerated(Slot::Primary) => "PrimaryKeyRegenerated",
-        Action::Regenerated(Slot::Secondary) => "SecondaryKeyRegenerated",
+        Action::Regenerated {
+            slot: Slot::Primary,
+            ..
+        } => "PrimaryKeyRegenerated",
+        Action::Regenerated {
+            slot: Slot::Secondary,
+            ..
+        } => "SecondaryKeyRegenerated",
         Action::SecretRecreated => "SecretMissing",
         Action::Revoked => "KeysRevoked",
     }
 }
 
 /// Name of the action in history and logs.
-pub fn action_name(action: Action) -> &'static str {
+pub fn action_name(action: &Action) -> &'static str {
     match action {
         Action::KeysCreated => "KeysCreated",
-        Action::Regenerated(Slot::Primary) => "RegeneratePrimary",
-        Action::Regenerated(Slot::Secondary) => "RegenerateSecondary",
+        Action::Regenerated {
+            slot: Slot::Primary,
+            ..
+        } => "RegeneratePrimary",
+        Action::Regenerated {
+            slot: Slot::Secondary,
+            ..
+        } => "RegenerateSecondary",
         Action::SecretRecreated => "SecretRecreated",
         Action::Revoked => "Revoke",
     }
@@ -79,6 +87,7 @@ pub fn problem_reason(problem: &Problem) -> &'static str {
         Problem::SecretConflict => "SecretConflict",
         Problem::SecretDrift(_) => "SecretDrift",
         Problem::SecretMissing => "SecretMissing",
+        Problem::WriteFailed(_) => "SecretWriteFailed",
     }
 }
 
@@ -97,8 +106,9 @@ fn problem_message(ks: &DataMinerKeySet, problem: &Problem, applied: &Applied) -
         Problem::SecretDrift(slots) => {
             let names: Vec<&str> = slots.iter().map(|s| s.name()).collect();
             format!(
-                "the {} key in Secret {secret} no longer matches the fingerprint in status (changed or removed outside the operator); it was not rotated silently. Raise spec.regenerate.<slot>.revision to issue a new key",
-                names.join(" and ")
+                "the {} key in Secret {secret} is not the key the operator recorded (changed, removed or set back outside the operator); it was not rotated silently, and nothing in the Secret is written until you raise spec.regenerate.{}.revision to issue a new key",
+                names.join(" and "),
+                names[0]
             )
         }
         Problem::SecretMissing => format!(
@@ -106,10 +116,29 @@ fn problem_message(ks: &DataMinerKeySet, problem: &Problem, applied: &Applied) -
             describe(slot_held(applied, Slot::Primary)),
             describe(slot_held(applied, Slot::Secondary)),
         ),
+        Problem::WriteFailed(m) => format!(
+            "writing Secret {secret} failed, nothing was recorded as done: {m}; retrying with backoff"
+        ),
     }
 }
 
-fn action_note(ks: &DataMinerKeySet, action: Action, applied: &Applied) -> String {
+/// Revision and fingerprint of a regenerated key: the one found, or the one now held.
+fn regenerated<'a>(applied: &'a Applied, action: &'a Action) -> Option<Held> {
+    match action {
+        Action::Regenerated {
+            revision,
+            found: Some(fingerprint),
+            ..
+        } => Some(Held {
+            revision: *revision,
+            fingerprint: fingerprint.clone(),
+        }),
+        Action::Regenerated { slot, .. } => slot_held(applied, *slot).cloned(),
+        _ => None,
+    }
+}
+
+fn action_note(ks: &DataMinerKeySet, action: &Action, applied: &Applied) -> String {
     let secret = secret_name(ks);
     let p = describe(slot_held(applied, Slot::Primary));
     let s = describe(slot_held(applied, Slot::Secondary));
@@ -120,10 +149,11 @@ fn action_note(ks: &DataMinerKeySet, action: Action, applied: &Applied) -> Strin
         Action::SecretRecreated => {
             format!("recreated Secret {secret}: primary key {p}, secondary key {s}")
         }
-        Action::Regenerated(slot) => {
-            let (this, other, other_name) = match slot {
-                Slot::Primary => (&p, &s, "secondary"),
-                Slot::Secondary => (&s, &p, "primary"),
+        Action::Regenerated { slot, .. } => {
+            let this = describe(regenerated(applied, action).as_ref());
+            let (other, other_name) = match slot {
+                Slot::Primary => (&s, "secondary"),
+                Slot::Secondary => (&p, "primary"),
             };
             format!(
                 "regenerated the {} key: now {this}; the {other_name} key is unchanged at {other}",
@@ -134,37 +164,6 @@ fn action_note(ks: &DataMinerKeySet, action: Action, applied: &Applied) -> Strin
             "revoked: both keys destroyed (Secret {secret} deleted); this key set will never hold keys again"
         ),
     }
-}
-
-/// What an untouched Secret holds, except that a drifted slot keeps its recorded revision and
-/// fingerprint: status must keep remembering the right key until a regeneration replaces it.
-pub fn held_untouched(
-    plan: &Plan,
-    status: &DataMinerKeySetStatus,
-    seen: &SecretSeen,
-) -> [Option<Held>; 2] {
-    let SecretSeen::Owned { slots, .. } = seen else {
-        return [None, None];
-    };
-    let drifted = |slot: Slot| {
-        plan.problems
-            .iter()
-            .any(|p| matches!(p, Problem::SecretDrift(s) if s.contains(&slot)))
-    };
-    Slot::BOTH.map(|slot| {
-        let recorded = status_slot(status, slot);
-        if drifted(slot) {
-            return recorded.map(|k| Held {
-                revision: k.revision,
-                fingerprint: k.fingerprint.clone(),
-            });
-        }
-        let s = &slots[slot as usize];
-        s.fingerprint.as_ref().map(|fingerprint| Held {
-            revision: s.revision.or(recorded.map(|k| k.revision)).unwrap_or(1),
-            fingerprint: fingerprint.clone(),
-        })
-    })
 }
 
 /// The Ready condition's (status, reason, message).
@@ -180,6 +179,7 @@ fn readiness(ks: &DataMinerKeySet, applied: &Applied) -> (bool, &'static str, St
     let order = [
         "InvalidSpec",
         "SecretConflict",
+        "SecretWriteFailed",
         "ConfirmationMismatch",
         "SecretDrift",
     ];
@@ -270,19 +270,19 @@ pub fn next_status(ks: &DataMinerKeySet, applied: &Applied) -> DataMinerKeySetSt
         .actions
         .iter()
         .rev()
-        .map(|&action| {
+        .map(|action| {
             let slot = match action {
-                Action::Regenerated(slot) => Some(slot),
+                Action::Regenerated { slot, .. } => Some(*slot),
                 _ => None,
             };
-            let held = slot.and_then(|s| slot_held(applied, s));
+            let key = regenerated(applied, action);
             HistoryEntry {
                 action: action_name(action).into(),
                 slot: slot.map(|s| s.name().into()),
-                revision: held.map(|h| h.revision),
+                revision: key.as_ref().map(|h| h.revision),
                 at: Time(now),
                 by: None,
-                fingerprint: held.map(|h| h.fingerprint.clone()),
+                fingerprint: key.map(|h| h.fingerprint),
             }
         })
         .collect();
@@ -336,6 +336,7 @@ pub fn next_status(ks: &DataMinerKeySet, applied: &Applied) -> DataMinerKeySetSt
                 .any(Option::is_some)
                 .then(|| secret_name(ks))
         }),
+        secret_uid: applied.secret_uid.clone().or(old.secret_uid.clone()),
         created_at: old
             .created_at
             .clone()
@@ -361,8 +362,8 @@ pub fn notices(ks: &DataMinerKeySet, applied: &Applied) -> Vec<Notice> {
         .actions
         .iter()
         // A recreated Secret is reported by its SecretMissing warning alone.
-        .filter(|&&action| action != Action::SecretRecreated)
-        .map(|&action| Notice {
+        .filter(|&action| *action != Action::SecretRecreated)
+        .map(|action| Notice {
             warning: false,
             reason: event_reason(action),
             action: action_name(action),
@@ -425,6 +426,8 @@ mod tests {
             actions,
             problems,
             revoked: false,
+            secret_uid: None,
+            holds: [None, None],
         }
     }
 
@@ -454,6 +457,7 @@ mod tests {
             &Applied {
                 plan: &created,
                 held: held(1, 1),
+                secret_uid: None,
                 now: at(100),
             },
         );
@@ -464,6 +468,7 @@ mod tests {
             &Applied {
                 plan: &idle,
                 held: held(1, 1),
+                secret_uid: None,
                 now: at(999),
             },
         );
@@ -474,6 +479,7 @@ mod tests {
                 &Applied {
                     plan: &idle,
                     held: held(1, 1),
+                    secret_uid: None,
                     now: at(999)
                 }
             )
@@ -490,15 +496,24 @@ mod tests {
             &Applied {
                 plan: &created,
                 held: held(1, 1),
+                secret_uid: None,
                 now: at(100),
             },
         ));
-        let regen = plan(vec![Action::Regenerated(Slot::Primary)], vec![]);
+        let regen = plan(
+            vec![Action::Regenerated {
+                slot: Slot::Primary,
+                revision: 2,
+                found: None,
+            }],
+            vec![],
+        );
         let st = next_status(
             &ks,
             &Applied {
                 plan: &regen,
                 held: held(2, 1),
+                secret_uid: None,
                 now: at(200),
             },
         );
@@ -520,12 +535,20 @@ mod tests {
     fn history_keeps_the_newest_entries_only() {
         let mut ks = keyset();
         for i in 0..(HISTORY_LIMIT as i64 + 5) {
-            let p = plan(vec![Action::Regenerated(Slot::Secondary)], vec![]);
+            let p = plan(
+                vec![Action::Regenerated {
+                    slot: Slot::Secondary,
+                    revision: 4,
+                    found: None,
+                }],
+                vec![],
+            );
             ks.status = Some(next_status(
                 &ks,
                 &Applied {
                     plan: &p,
                     held: held(1, i + 2),
+                    secret_uid: None,
                     now: at(i),
                 },
             ));
@@ -544,6 +567,7 @@ mod tests {
             &Applied {
                 plan: &created,
                 held: held(1, 1),
+                secret_uid: None,
                 now: at(1),
             },
         ));
@@ -557,6 +581,7 @@ mod tests {
             &Applied {
                 plan: &refused,
                 held: [None, None],
+                secret_uid: None,
                 now: at(2),
             },
         );
@@ -572,6 +597,7 @@ mod tests {
             &Applied {
                 plan: &created,
                 held: held(1, 1),
+                secret_uid: None,
                 now: at(1),
             },
         ));
@@ -579,6 +605,7 @@ mod tests {
         let applied = Applied {
             plan: &drift,
             held: held(1, 1),
+            secret_uid: None,
             now: at(2),
         };
         let first = notices(&ks, &applied);
@@ -603,6 +630,7 @@ mod tests {
                 &Applied {
                     plan: &drift,
                     held: held(1, 1),
+                    secret_uid: None,
                     now: at(3)
                 }
             )
@@ -611,8 +639,7 @@ mod tests {
     }
 
     #[test]
-    fn an_untouched_secret_reports_what_it_holds_but_drift_keeps_the_record() {
-        use crate::plan::SlotSeen;
+    fn a_rotation_found_after_a_crash_is_recorded_with_its_own_revision() {
         let mut ks = keyset();
         let created = plan(vec![Action::KeysCreated], vec![]);
         ks.status = Some(next_status(
@@ -620,50 +647,118 @@ mod tests {
             &Applied {
                 plan: &created,
                 held: held(1, 1),
+                secret_uid: Some("uid-1".into()),
                 now: at(1),
             },
         ));
-        let seen = SecretSeen::Owned {
-            slots: [
-                SlotSeen {
-                    revision: Some(1),
-                    fingerprint: Some("sha256:tampered".into()),
+        assert_eq!(
+            ks.status.as_ref().unwrap().secret_uid.as_deref(),
+            Some("uid-1")
+        );
+        let both = plan(
+            vec![
+                Action::Regenerated {
+                    slot: Slot::Primary,
+                    revision: 2,
+                    found: Some("sha256:found2".into()),
                 },
-                SlotSeen {
-                    revision: None,
-                    fingerprint: Some("sha256:s1".into()),
+                Action::Regenerated {
+                    slot: Slot::Primary,
+                    revision: 3,
+                    found: None,
                 },
             ],
-            layout_in_sync: true,
+            vec![],
+        );
+        let st = next_status(
+            &ks,
+            &Applied {
+                plan: &both,
+                held: held(3, 1),
+                secret_uid: None,
+                now: at(2),
+            },
+        );
+        let h: Vec<_> = st
+            .history
+            .iter()
+            .map(|h| (h.revision, h.fingerprint.clone().unwrap_or_default()))
+            .collect();
+        assert_eq!(
+            h[..2],
+            [
+                (Some(3), "sha256:p3".to_string()),
+                (Some(2), "sha256:found2".to_string())
+            ]
+        );
+        assert_eq!(st.secret_uid.as_deref(), Some("uid-1"), "kept");
+    }
+
+    #[test]
+    fn a_refused_write_is_not_ready_and_says_why() {
+        let mut ks = keyset();
+        let created = plan(vec![Action::KeysCreated], vec![]);
+        ks.status = Some(next_status(
+            &ks,
+            &Applied {
+                plan: &created,
+                held: held(1, 1),
+                secret_uid: None,
+                now: at(1),
+            },
+        ));
+        let failed = plan(
+            vec![],
+            vec![Problem::WriteFailed(
+                "field is immutable (HTTP 422 Invalid)".into(),
+            )],
+        );
+        let applied = Applied {
+            plan: &failed,
+            held: [None, None],
+            secret_uid: None,
+            now: at(2),
         };
-        let status = ks.status.clone().unwrap();
-        let drift = plan(vec![], vec![Problem::SecretDrift(vec![Slot::Primary])]);
-        let h = held_untouched(&drift, &status, &seen);
+        let st = next_status(&ks, &applied);
+        let ready = st.conditions.iter().find(|c| c.type_ == READY).unwrap();
         assert_eq!(
-            h[0].as_ref().unwrap().fingerprint,
-            "sha256:p1",
-            "the recorded key"
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "SecretWriteFailed")
+        );
+        assert!(
+            ready.message.contains("field is immutable"),
+            "{}",
+            ready.message
         );
         assert_eq!(
-            h[1].as_ref().unwrap().revision,
-            1,
-            "status fills a missing annotation"
+            st.primary,
+            ks.status.as_ref().unwrap().primary,
+            "record kept"
         );
+        let n = notices(&ks, &applied);
         assert_eq!(
-            held_untouched(&drift, &status, &SecretSeen::Foreign),
-            [None, None]
+            (n.len(), n[0].reason, n[0].warning),
+            (1, "SecretWriteFailed", true)
         );
     }
 
     #[test]
     fn notes_name_the_slot_revision_and_fingerprint() {
         let ks = keyset();
-        let regen = plan(vec![Action::Regenerated(Slot::Secondary)], vec![]);
+        let regen = plan(
+            vec![Action::Regenerated {
+                slot: Slot::Secondary,
+                revision: 4,
+                found: None,
+            }],
+            vec![],
+        );
         let n = notices(
             &ks,
             &Applied {
                 plan: &regen,
                 held: held(3, 4),
+                secret_uid: None,
                 now: at(1),
             },
         );

@@ -272,34 +272,25 @@ async fn a_rotation_written_just_before_a_crash_is_recorded_not_repeated() {
     let secret = e.secrets.get("ks-keys").await.unwrap();
     let (_, s) = e.ledger.record(&secret);
 
-    // Reproduce the state a crash leaves between the Secret write and the status write: the
-    // Secret already holds primary revision 2 (written by the operator's field manager),
-    // the spec asks for 2, the status still says 1.
-    e.operator.kill();
+    // A real crash between the Secret write and the status write: the operator aborts right
+    // after writing primary revision 2 (test hook), with the status still at 1.
+    e.operator.stop();
+    e.operator
+        .restart_once_with_env(&[("DMK_CRASH_AFTER", "secret-write")]);
     apply(&e.keysets, &with_request(org_keyset("ks"), "primary", 2))
         .await
         .unwrap();
-    let rotated = "0123456789abcdef0123456789abcdef";
-    e.ledger.record_value(rotated);
-    let mut written = secret.clone();
-    written.metadata.managed_fields = None;
-    written.annotations_mut().insert(
-        "keys.dataminer.services/primary-revision".into(),
-        "2".into(),
+    let crashed = e.operator.wait_exit(30);
+    assert!(!crashed.success(), "the crash hook aborts: {crashed}");
+    let ks = e.keysets.get("ks").await.unwrap();
+    assert_eq!(revisions(&ks), (1, 1), "the status write never happened");
+    let written = e.secrets.get("ks-keys").await.unwrap();
+    assert_eq!(
+        written.annotations()["keys.dataminer.services/primary-revision"],
+        "2"
     );
-    written
-        .data
-        .as_mut()
-        .unwrap()
-        .insert("primaryKey".into(), k8s_openapi::ByteString(rotated.into()));
-    e.secrets
-        .patch(
-            "ks-keys",
-            &PatchParams::apply("dataminer-keys-operator").force(),
-            &Patch::Apply(&written),
-        )
-        .await
-        .unwrap();
+    let (rotated, _) = e.ledger.record(&written);
+    let rotated = rotated.as_str();
 
     e.operator.restart();
     let ks = keyset_where(&e.keysets, "ks", "revision 2 recorded", |k| {

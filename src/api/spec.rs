@@ -44,6 +44,8 @@ pub const DEFAULT_SECONDARY_KEY_NAME: &str = "secondaryKey";
         json_path = ".status.secondary.revision"
     ),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    validation = Rule::new("size(self.metadata.name) <= 63")
+        .message("metadata.name must be at most 63 characters: it becomes the value of the keys.dataminer.services/keyset label on the Secret, and label values are limited to 63; choose a shorter name"),
     validation = Rule::new(
         "(has(self.spec.secret) && has(self.spec.secret.name) ? self.spec.secret.name : self.metadata.name + '-keys') == (has(oldSelf.spec.secret) && has(oldSelf.spec.secret.name) ? oldSelf.spec.secret.name : oldSelf.metadata.name + '-keys')"
     )
@@ -100,8 +102,11 @@ pub struct DataMinerKeySetSpec {
     /// regenerate or revoke. 1 to 100 characters, no leading or trailing whitespace.
     #[schemars(length(min = 1, max = 100))]
     #[x_kube(
-        validation = Rule::new(r"!self.matches('^\\s') && !self.matches('\\s$')")
-            .message("spec.label must not start or end with whitespace: remove the surrounding spaces")
+        validation = Rule::new(concat!(
+            "!self.matches(r'^", crate::whitespace_class!(), "') && !self.matches(r'",
+            crate::whitespace_class!(), "$')"
+        ))
+            .message("spec.label must not start or end with whitespace (spaces, tabs, line breaks, no-break spaces or any other Unicode whitespace): remove it")
     )]
     pub label: String,
 
@@ -251,9 +256,32 @@ pub struct SecretSpec {
     pub secondary_key_name: Option<String>,
     /// Extra labels for the Secret; the operator's own labels win on conflict.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend(
+        "maxProperties" = 64,
+        "additionalProperties" = { "type": "string", "maxLength": 63 }
+    ))]
+    #[x_kube(
+        validation = Rule::new(concat!(
+            "self.all(k, k.matches(r'", crate::qualified_name_pattern!(),
+            "') && k.matches(r'^([^/]{1,253}/)?[^/]+$'))"
+        ))
+        .message("spec.secret.labels: every key must be a valid label key: an optional DNS prefix and '/', then 1 to 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit (for example example.com/team)"),
+        validation = Rule::new(concat!(
+            "self.all(k, self[k].matches(r'", crate::label_value_pattern!(), "'))"
+        ))
+        .message("spec.secret.labels: every value must be empty or 1 to 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"),
+    )]
     pub labels: BTreeMap<String, String>,
     /// Extra annotations for the Secret; the operator's own annotations win on conflict.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 64))]
+    #[x_kube(
+        validation = Rule::new(concat!(
+            "self.all(k, k.matches(r'", crate::qualified_name_pattern!(),
+            "') && k.matches(r'^([^/]{1,253}/)?[^/]+$'))"
+        ))
+        .message("spec.secret.annotations: every key must be a valid annotation key: an optional DNS prefix and '/', then 1 to 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit (for example reloader.stakater.com/match)"),
+    )]
     pub annotations: BTreeMap<String, String>,
 }
 

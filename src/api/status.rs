@@ -24,6 +24,10 @@ pub struct DataMinerKeySetStatus {
     /// The Secret that holds the keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_name: Option<String>,
+    /// The uid of the Secret the operator created: any other Secret of that name is not its own,
+    /// whatever owner reference it carries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_uid: Option<String>,
     /// When the keys were first generated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_at: Option<Time>,

@@ -1,5 +1,6 @@
 //! Wiring: the shared context, the watches, and the controller loop.
 
+mod backoff;
 mod reconcile;
 
 use std::sync::Arc;
@@ -17,11 +18,12 @@ use kube::{
     },
 };
 
-pub use reconcile::{error_policy, reconcile};
+pub use reconcile::{FINALIZER, REQUEST_TIMEOUT, error_policy, reconcile};
 
 use crate::{
     api::DataMinerKeySet,
     metrics::Metrics,
+    proof::ProofKey,
     secret::{MANAGED_BY_LABEL, MANAGED_BY_VALUE},
 };
 
@@ -31,10 +33,19 @@ pub struct Context {
     /// One Recorder per process, as kube-rs recommends (it batches repeated Events).
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
+    /// Signs every key value written, so the operator can tell its keys from planted ones.
+    pub proof_key: ProofKey,
+    /// Retry delays of failing key sets.
+    pub backoff: backoff::Backoff,
 }
 
 impl Context {
-    pub fn new(client: Client, metrics: Arc<Metrics>, instance: Option<String>) -> Self {
+    pub fn new(
+        client: Client,
+        metrics: Arc<Metrics>,
+        proof_key: ProofKey,
+        instance: Option<String>,
+    ) -> Self {
         let reporter = Reporter {
             controller: "dataminer-keys-operator".into(),
             instance,
@@ -43,6 +54,8 @@ impl Context {
             recorder: Recorder::new(client.clone(), reporter),
             client,
             metrics,
+            proof_key,
+            backoff: Default::default(),
         }
     }
 }

@@ -3,11 +3,17 @@
 //! Pure: no API, no clock, no randomness. The apply layer generates the keys the plan asks for,
 //! writes the Secret, and computes the status from what it wrote.
 //!
-//! Exactly-once rotation rests on one rule: a slot is regenerated when the requested revision is
-//! above the revision *stored on the Secret* (its revision annotation), which is written in the
-//! same request as the new key. A crash after the Secret write and before the status write
-//! therefore cannot regenerate twice; the next run records the rotation it finds instead.
-
+//! Trust (docs/design.md): status is the record of the keys the operator generated. A value in
+//! the Secret counts only when the operator's proof of it verifies (see `proof`), and a Secret
+//! counts as the operator's only when its uid is the one recorded in status, or, for a Secret
+//! written just before a crash, when the operator's proofs cover both its values at revisions
+//! above the record. Annotations, labels and owner references are hints anyone can edit.
+//!
+//! Exactly once: a slot is regenerated when the requested revision is above both the recorded
+//! revision and the revision the operator can prove it already wrote to the Secret (key and
+//! proof go in one request). A crash after the Secret write therefore records the rotation it
+//! finds instead of redoing it; a Secret set back to an older state is drift, never a reason to
+//! generate again.
 use crate::api::{DataMinerKeySetSpec, DataMinerKeySetStatus, RegenerateRequest};
 
 /// One of the two keys.
@@ -32,24 +38,27 @@ impl Slot {
     }
 }
 
-/// What one slot of the owned Secret holds.
+/// What one slot of the Secret holds.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SlotSeen {
-    /// Revision annotation on the Secret, if present and a number.
+    /// Revision annotation on the Secret, if present and a number (a hint).
     pub revision: Option<i64>,
     /// Fingerprint of the stored value; `None` when the data key is missing.
     pub fingerprint: Option<String>,
+    /// The revision at which the operator's proof of this value verifies; `None` when the value
+    /// is missing or nobody can show the operator wrote it.
+    pub proven: Option<i64>,
 }
 
 /// What the Secret named by the key set looks like.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SecretSeen {
     Absent,
-    /// A Secret of that name that this key set does not control.
-    Foreign,
-    Owned {
+    Present {
+        uid: String,
         slots: [SlotSeen; 2],
-        /// Labels, annotations, data key names and owner reference already as desired.
+        /// Labels, annotations (revision and proof annotations aside), type and controller
+        /// owner reference already as desired.
         layout_in_sync: bool,
     },
 }
@@ -57,6 +66,8 @@ pub enum SecretSeen {
 /// Everything the plan looks at.
 #[derive(Clone, Debug)]
 pub struct PlanInput<'a> {
+    /// `metadata.name` of the key set.
+    pub name: &'a str,
     pub spec: &'a DataMinerKeySetSpec,
     pub status: &'a DataMinerKeySetStatus,
     /// The Secret name the spec asks for (`spec.secret.name` or `<name>-keys`).
@@ -67,7 +78,7 @@ pub struct PlanInput<'a> {
 /// How a slot's value is decided.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SlotPlan {
-    /// Keep the value in the Secret (at this revision).
+    /// Keep the (proven) value in the Secret, at this revision.
     Keep { revision: i64 },
     /// Draw a new value, stored at this revision.
     Generate { revision: i64 },
@@ -88,20 +99,27 @@ pub enum SecretWrite {
     None,
     /// Create it (it does not exist) with two new keys.
     Create { slots: [SlotPlan; 2] },
-    /// Rewrite the owned Secret: new keys where asked, layout brought in line.
+    /// Rewrite the operator's Secret: new keys where asked, proven values kept, layout, revision
+    /// annotations and proofs brought in line.
     Update { slots: [SlotPlan; 2] },
-    /// Delete the owned Secret (revocation).
+    /// Delete the operator's Secret (revocation).
     Delete,
 }
 
 /// An audited action: becomes an Event, a history entry and a log line.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
     /// First keys of the set.
     KeysCreated,
-    /// A requested regeneration of one slot.
-    Regenerated(Slot),
-    /// The owned Secret was gone; both keys were generated anew.
+    /// A requested regeneration of one slot, to `revision`. `found` is the fingerprint of a key
+    /// this plan found already written (a crash before its status write); `None` when this plan
+    /// generates it.
+    Regenerated {
+        slot: Slot,
+        revision: i64,
+        found: Option<String>,
+    },
+    /// The operator's Secret was gone; both keys were generated anew.
     SecretRecreated,
     /// Both keys destroyed for good.
     Revoked,
@@ -114,22 +132,38 @@ pub enum Problem {
     InvalidSpec(String),
     /// A pending request's `confirmLabel` differs from `spec.label`.
     ConfirmationMismatch(Vec<&'static str>),
-    /// A Secret of that name exists and is not ours: left untouched.
+    /// A Secret of that name exists and is not the operator's: left untouched.
     SecretConflict,
-    /// A stored key no longer matches its fingerprint in status (or is missing).
+    /// A slot's value is not the key the operator recorded (changed, removed, or set back).
     SecretDrift(Vec<Slot>),
     /// Warning that accompanies [`Action::SecretRecreated`].
     SecretMissing,
+    /// The API server refused a write, or did not answer in time (set by the apply layer; the
+    /// text carries the server's reason).
+    WriteFailed(String),
+}
+
+/// A key the Secret holds and the operator vouches for: its revision and fingerprint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Held {
+    pub revision: i64,
+    pub fingerprint: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Plan {
     pub write: SecretWrite,
-    /// Actions this plan performs, or finds already performed but not yet recorded in status.
+    /// Actions this plan performs, or finds performed but not yet recorded, oldest first.
     pub actions: Vec<Action>,
     pub problems: Vec<Problem>,
     /// The key set is (or becomes, by this plan) revoked.
     pub revoked: bool,
+    /// The uid of the operator's Secret, to record, when the plan found it (a create learns it
+    /// from the API server instead).
+    pub secret_uid: Option<String>,
+    /// Per slot, the key the Secret holds and the operator vouches for before any write
+    /// (`None`: no such key; status keeps its record).
+    pub holds: [Option<Held>; 2],
 }
 
 impl Plan {
@@ -139,6 +173,8 @@ impl Plan {
             actions: Vec::new(),
             problems: Vec::new(),
             revoked: false,
+            secret_uid: None,
+            holds: [None, None],
         }
     }
 }
@@ -158,9 +194,16 @@ pub fn status_slot(status: &DataMinerKeySetStatus, slot: Slot) -> Option<&crate:
     }
 }
 
-/// Rules the CRD enforces at admission, checked again for clusters where they were bypassed.
+/// Rules the CRD enforces at admission, checked again for clusters where they were bypassed,
+/// and everything the API server would refuse to write later.
 pub fn validate(input: &PlanInput) -> Result<(), String> {
+    use crate::api::{MAX_LABEL_VALUE, is_label_value, is_qualified_name};
     let spec = input.spec;
+    if input.name.len() > MAX_LABEL_VALUE {
+        return Err(format!(
+            "metadata.name must be at most {MAX_LABEL_VALUE} characters: it is the value of the keys.dataminer.services/keyset label on the Secret"
+        ));
+    }
     let label = spec.label.as_str();
     if label.is_empty() || label.chars().count() > 100 {
         return Err("spec.label must be 1 to 100 characters".into());
@@ -189,6 +232,17 @@ pub fn validate(input: &PlanInput) -> Result<(), String> {
     if names[0] == names[1] {
         return Err("spec.secret.primaryKeyName and secondaryKeyName must differ".into());
     }
+    if let Some(s) = &spec.secret {
+        if let Some(k) = s.labels.keys().find(|k| !is_qualified_name(k)) {
+            return Err(format!("spec.secret.labels has an invalid key {k:?}"));
+        }
+        if let Some((k, _)) = s.labels.iter().find(|(_, v)| !is_label_value(v)) {
+            return Err(format!("spec.secret.labels has an invalid value for {k:?}"));
+        }
+        if let Some(k) = s.annotations.keys().find(|k| !is_qualified_name(k)) {
+            return Err(format!("spec.secret.annotations has an invalid key {k:?}"));
+        }
+    }
     if let Some(recorded) = &input.status.secret_name
         && recorded != input.secret_name
     {
@@ -200,17 +254,100 @@ pub fn validate(input: &PlanInput) -> Result<(), String> {
     Ok(())
 }
 
-/// Decides what to do. See the module documentation for the exactly-once rule.
+/// Whose a Secret of the key set's name is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ownership {
+    /// The one recorded in status.
+    Recorded,
+    /// Written by the operator just before a crash, not yet in status: the first keys of the
+    /// set, or the recreation of a deleted Secret.
+    Unrecorded,
+    /// Anyone else's.
+    Foreign,
+}
+
+fn ownership(status: &DataMinerKeySetStatus, uid: &str, slots: &[SlotSeen; 2]) -> Ownership {
+    if status.secret_uid.as_deref() == Some(uid) {
+        return Ownership::Recorded;
+    }
+    // Only the operator can prove values; both proven above what status records means the
+    // operator wrote this Secret after its last status write.
+    let proven_above_record = Slot::BOTH.iter().all(|&slot| {
+        let proven = slots[slot.index()].proven;
+        match status_slot(status, slot) {
+            Some(k) => proven.is_some_and(|r| r > k.revision),
+            None => proven.is_some(),
+        }
+    });
+    if proven_above_record {
+        Ownership::Unrecorded
+    } else {
+        Ownership::Foreign
+    }
+}
+
+/// True when the Secret seen is the operator's own (recorded, or written just before a crash).
+pub fn is_operators(status: &DataMinerKeySetStatus, seen: &SecretSeen) -> bool {
+    match seen {
+        SecretSeen::Absent => false,
+        SecretSeen::Present { uid, slots, .. } => {
+            ownership(status, uid, slots) != Ownership::Foreign
+        }
+    }
+}
+
+/// How far a slot of the operator's Secret can be trusted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Trust {
+    /// The recorded key, at this revision.
+    Recorded(i64),
+    /// A key the operator wrote after the record (a crash before the status write).
+    Found { revision: i64, fingerprint: String },
+    /// Not the recorded key, and nothing shows the operator wrote it.
+    Drift,
+}
+
+fn trust(seen: &SlotSeen, recorded: Option<&crate::api::KeyStatus>) -> Trust {
+    match (&seen.fingerprint, seen.proven, recorded) {
+        (Some(fp), Some(r), Some(k)) if r == k.revision && *fp == k.fingerprint => {
+            Trust::Recorded(r)
+        }
+        (Some(fp), Some(r), k) if k.is_none_or(|k| r > k.revision) => Trust::Found {
+            revision: r,
+            fingerprint: fp.clone(),
+        },
+        _ => Trust::Drift,
+    }
+}
+
+/// Decides what to do. See the module documentation for the rules.
 pub fn plan(input: &PlanInput) -> Plan {
     let spec = input.spec;
     let status = input.status;
     let mut plan = Plan::idle();
+    let owner = match &input.secret {
+        SecretSeen::Absent => None,
+        SecretSeen::Present { uid, slots, .. } => Some(ownership(status, uid, slots)),
+    };
+    let ours = matches!(owner, Some(Ownership::Recorded | Ownership::Unrecorded));
 
-    // Revocation is final: once recorded, the only thing left to do is make sure our Secret
-    // stays gone. A Secret someone else creates under that name is not ours to touch.
+    // Revocation is final: once recorded, only make sure the operator's Secret stays gone.
     if status.revoked_at.is_some() {
         plan.revoked = true;
-        if matches!(input.secret, SecretSeen::Owned { .. }) {
+        if ours {
+            plan.write = SecretWrite::Delete;
+        }
+        return plan;
+    }
+    // Revocation is always possible, even for a spec the controller refuses otherwise.
+    if spec
+        .revoke
+        .as_ref()
+        .is_some_and(|r| r.confirm_label == spec.label)
+    {
+        plan.revoked = true;
+        plan.actions.push(Action::Revoked);
+        if ours {
             plan.write = SecretWrite::Delete;
         }
         return plan;
@@ -221,19 +358,39 @@ pub fn plan(input: &PlanInput) -> Plan {
         return plan;
     }
 
-    // Revision currently stored per slot: the Secret's annotation is the durable truth,
-    // status is the fallback for a Secret that lost its annotations.
-    let stored_revision = |slot: Slot| -> Option<i64> {
-        let from_status = status_slot(status, slot).map(|k| k.revision);
-        match &input.secret {
-            SecretSeen::Owned { slots, .. } => slots[slot.index()].revision.or(from_status),
-            _ => from_status,
+    let (uid, seen, layout_in_sync) = match &input.secret {
+        SecretSeen::Present {
+            uid,
+            slots,
+            layout_in_sync,
+        } => (Some(uid), Some(slots), *layout_in_sync),
+        SecretSeen::Absent => (None, None, false),
+    };
+    // In a Secret written before a crash both values are the baseline, not rotations.
+    let unrecorded = owner == Some(Ownership::Unrecorded);
+    let trusted: [Option<Trust>; 2] = Slot::BOTH.map(|slot| {
+        let seen = &seen?[slot.index()];
+        Some(if unrecorded {
+            match seen.proven {
+                Some(r) => Trust::Recorded(r),
+                None => Trust::Drift,
+            }
+        } else {
+            trust(seen, status_slot(status, slot))
+        })
+    });
+
+    // The revision a slot is at: what status records, or what the operator proved it wrote.
+    let stored = |slot: Slot| -> i64 {
+        let recorded = status_slot(status, slot).map_or(0, |k| k.revision);
+        match &trusted[slot.index()] {
+            Some(Trust::Recorded(r)) | Some(Trust::Found { revision: r, .. }) if ours => {
+                recorded.max(*r)
+            }
+            _ => recorded,
         }
     };
-
-    let pending = |slot: Slot| -> Option<&RegenerateRequest> {
-        request(spec, slot).filter(|r| r.revision > stored_revision(slot).unwrap_or(0))
-    };
+    let pending = |slot: Slot| request(spec, slot).filter(|r| r.revision > stored(slot));
 
     let mut mismatched = Vec::new();
     for slot in Slot::BOTH {
@@ -244,11 +401,7 @@ pub fn plan(input: &PlanInput) -> Plan {
             });
         }
     }
-    if spec
-        .revoke
-        .as_ref()
-        .is_some_and(|r| r.confirm_label != spec.label)
-    {
+    if spec.revoke.is_some() {
         mismatched.push("spec.revoke");
     }
     // A mismatch blocks every pending request of this spec, so a manifest is never half-applied.
@@ -257,38 +410,14 @@ pub fn plan(input: &PlanInput) -> Plan {
         plan.problems
             .push(Problem::ConfirmationMismatch(mismatched));
     }
+    let requested = |slot: Slot| honored.then(|| pending(slot).map(|r| r.revision)).flatten();
 
-    if honored && spec.revoke.is_some() {
-        plan.revoked = true;
-        plan.actions.push(Action::Revoked);
-        if matches!(input.secret, SecretSeen::Owned { .. }) {
-            plan.write = SecretWrite::Delete;
-        }
-        return plan;
-    }
-
-    let requested = |slot: Slot| -> Option<i64> {
-        if honored {
-            pending(slot).map(|r| r.revision)
-        } else {
-            None
-        }
-    };
-
-    match &input.secret {
-        SecretSeen::Foreign => {
-            plan.problems.push(Problem::SecretConflict);
-        }
-        SecretSeen::Absent => {
+    match owner {
+        Some(Ownership::Foreign) => plan.problems.push(Problem::SecretConflict),
+        None => {
             let created_before = status.primary.is_some() || status.secondary.is_some();
-            let slots = Slot::BOTH.map(|slot| {
-                let base = match status_slot(status, slot) {
-                    Some(k) => k.revision + 1,
-                    None => 1,
-                };
-                SlotPlan::Generate {
-                    revision: base.max(requested(slot).unwrap_or(0)),
-                }
+            let slots = Slot::BOTH.map(|slot| SlotPlan::Generate {
+                revision: (stored(slot) + 1).max(requested(slot).unwrap_or(0)),
             });
             plan.write = SecretWrite::Create { slots };
             if created_before {
@@ -298,69 +427,83 @@ pub fn plan(input: &PlanInput) -> Plan {
                 plan.actions.push(Action::KeysCreated);
             }
         }
-        SecretSeen::Owned {
-            slots: seen,
-            layout_in_sync,
-        } => {
-            let never_recorded = status.primary.is_none() && status.secondary.is_none();
-            if never_recorded && seen.iter().all(|s| s.fingerprint.is_none()) {
-                // Created but never filled (a crash between the two writes of a create).
-                let slots = Slot::BOTH.map(|slot| SlotPlan::Generate {
-                    revision: requested(slot).unwrap_or(1).max(1),
-                });
-                plan.write = SecretWrite::Update { slots };
-                plan.actions.push(Action::KeysCreated);
-                return plan;
-            }
-            if never_recorded {
-                // The Secret was written but the status write was lost (a crash in between).
-                plan.actions.push(Action::KeysCreated);
+        Some(_) => {
+            let seen = seen.expect("a present Secret was seen");
+            plan.secret_uid = uid.cloned();
+            if unrecorded {
+                if status.primary.is_some() || status.secondary.is_some() {
+                    plan.problems.push(Problem::SecretMissing);
+                    plan.actions.push(Action::SecretRecreated);
+                } else {
+                    plan.actions.push(Action::KeysCreated);
+                }
             }
             let mut drift = Vec::new();
-            let mut recovered = Vec::new();
-            let slots = Slot::BOTH.map(|slot| {
-                let s = &seen[slot.index()];
-                let stored = stored_revision(slot).unwrap_or(1);
-                if let Some(revision) = requested(slot) {
-                    return SlotPlan::Generate { revision };
-                }
-                let recorded = status_slot(status, slot);
-                if !never_recorded && recorded.is_some_and(|k| k.revision < stored) {
-                    // Rotated on the Secret, not yet in status: record it, do not redo it.
-                    recovered.push(Action::Regenerated(slot));
-                }
-                let drifted = match (&s.fingerprint, recorded) {
-                    (None, _) => true,
-                    (Some(fp), Some(k)) => k.revision == stored && &k.fingerprint != fp,
-                    (Some(_), None) => false,
+            let mut generated = Vec::new();
+            let slots: [Option<SlotPlan>; 2] = Slot::BOTH.map(|slot| {
+                let trust = trusted[slot.index()].clone().expect("a present Secret");
+                plan.holds[slot.index()] = match &trust {
+                    Trust::Recorded(revision) => Some(Held {
+                        revision: *revision,
+                        fingerprint: seen[slot.index()].fingerprint.clone().unwrap_or_default(),
+                    }),
+                    Trust::Found {
+                        revision,
+                        fingerprint,
+                    } => Some(Held {
+                        revision: *revision,
+                        fingerprint: fingerprint.clone(),
+                    }),
+                    Trust::Drift => None,
                 };
-                if drifted {
-                    drift.push(slot);
+                if let Trust::Found {
+                    revision,
+                    fingerprint,
+                } = &trust
+                {
+                    // Rotated on the Secret, not yet in status: record it, never redo it.
+                    plan.actions.push(Action::Regenerated {
+                        slot,
+                        revision: *revision,
+                        found: Some(fingerprint.clone()),
+                    });
                 }
-                SlotPlan::Keep { revision: stored }
+                if let Some(revision) = requested(slot) {
+                    generated.push(Action::Regenerated {
+                        slot,
+                        revision,
+                        found: None,
+                    });
+                    return Some(SlotPlan::Generate { revision });
+                }
+                match trust {
+                    Trust::Recorded(revision) | Trust::Found { revision, .. } => {
+                        Some(SlotPlan::Keep { revision })
+                    }
+                    Trust::Drift => {
+                        drift.push(slot);
+                        None
+                    }
+                }
             });
-            plan.actions.extend(recovered);
             if !drift.is_empty() {
                 plan.problems.push(Problem::SecretDrift(drift));
             }
-            // A kept slot whose value is missing cannot be written back without inventing a
-            // key, a rotation nobody asked for: then the Secret is left alone, and so are the
-            // other requests of this spec (never half-applied) until the slot is regenerated.
-            let missing_value = Slot::BOTH.iter().any(|&slot| {
-                matches!(slots[slot.index()], SlotPlan::Keep { .. })
-                    && seen[slot.index()].fingerprint.is_none()
-            });
-            if !missing_value {
-                let revisions_in_sync = Slot::BOTH.iter().all(|&slot| {
-                    seen[slot.index()].revision == Some(slots[slot.index()].revision())
+            // A slot that holds no key of the operator's cannot be written back without
+            // blessing a value nobody can vouch for, or inventing a key nobody asked for: the
+            // Secret is left alone, and so are the other requests of this spec (never
+            // half-applied), until that slot is regenerated.
+            if let [Some(p), Some(s)] = slots {
+                let slots = [p, s];
+                let in_sync = Slot::BOTH.iter().all(|&slot| {
+                    let kept = slots[slot.index()];
+                    let seen = &seen[slot.index()];
+                    matches!(kept, SlotPlan::Keep { .. })
+                        && seen.revision == Some(kept.revision())
+                        && seen.proven == Some(kept.revision())
                 });
-                for slot in Slot::BOTH {
-                    if matches!(slots[slot.index()], SlotPlan::Generate { .. }) {
-                        plan.actions.push(Action::Regenerated(slot));
-                    }
-                }
-                let generates = slots.iter().any(|s| matches!(s, SlotPlan::Generate { .. }));
-                if generates || !*layout_in_sync || !revisions_in_sync {
+                plan.actions.extend(generated);
+                if !in_sync || !layout_in_sync {
                     plan.write = SecretWrite::Update { slots };
                 }
             }

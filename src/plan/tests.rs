@@ -59,34 +59,57 @@ fn key(revision: i64, fp: &str) -> KeyStatus {
     }
 }
 
-/// Status after keys were created: primary `p` at `p_rev`, secondary `s` at `s_rev`.
+/// Status after keys were created: primary `p` at `p_rev`, secondary `s` at `s_rev`, in the
+/// Secret with uid `uid-1`.
 fn status(p_rev: i64, p: &str, s_rev: i64, s: &str) -> DataMinerKeySetStatus {
     DataMinerKeySetStatus {
         secret_name: Some("ks-keys".into()),
+        secret_uid: Some("uid-1".into()),
         primary: Some(key(p_rev, p)),
         secondary: Some(key(s_rev, s)),
         ..Default::default()
     }
 }
 
-fn owned(p_rev: Option<i64>, p: Option<&str>, s_rev: Option<i64>, s: Option<&str>) -> SecretSeen {
-    SecretSeen::Owned {
-        slots: [
-            SlotSeen {
-                revision: p_rev,
-                fingerprint: p.map(str::to_string),
-            },
-            SlotSeen {
-                revision: s_rev,
-                fingerprint: s.map(str::to_string),
-            },
-        ],
+/// One slot as seen: revision annotation, value fingerprint, revision the proof verifies at.
+fn slot(revision: Option<i64>, fp: Option<&str>, proven: Option<i64>) -> SlotSeen {
+    SlotSeen {
+        revision,
+        fingerprint: fp.map(str::to_string),
+        proven,
+    }
+}
+
+fn present(uid: &str, slots: [SlotSeen; 2]) -> SecretSeen {
+    SecretSeen::Present {
+        uid: uid.into(),
+        slots,
         layout_in_sync: true,
     }
 }
 
+/// The operator's Secret (`uid-1`), each value proven at its annotated revision.
+fn owned(p_rev: Option<i64>, p: Option<&str>, s_rev: Option<i64>, s: Option<&str>) -> SecretSeen {
+    present(
+        "uid-1",
+        [slot(p_rev, p, p.and(p_rev)), slot(s_rev, s, s.and(s_rev))],
+    )
+}
+
+/// Someone else's Secret of that name: another uid, nothing proven.
+fn foreign() -> SecretSeen {
+    present(
+        "uid-other",
+        [
+            slot(Some(1), Some("a"), None),
+            slot(Some(1), Some("b"), None),
+        ],
+    )
+}
+
 fn run(spec: &DataMinerKeySetSpec, status: &DataMinerKeySetStatus, secret: SecretSeen) -> Plan {
     plan(&PlanInput {
+        name: "ks",
         spec,
         status,
         secret_name: "ks-keys",
@@ -96,6 +119,20 @@ fn run(spec: &DataMinerKeySetSpec, status: &DataMinerKeySetStatus, secret: Secre
 
 fn steady() -> SecretSeen {
     owned(Some(1), Some("a"), Some(1), Some("b"))
+}
+
+/// Nothing to write, do or report.
+fn assert_idle(p: &Plan) {
+    assert_eq!(
+        (
+            &p.write,
+            p.actions.as_slice(),
+            p.problems.as_slice(),
+            p.revoked
+        ),
+        (&SecretWrite::None, &[][..], &[][..], false),
+        "{p:?}"
+    );
 }
 
 const GEN: fn(i64) -> SlotPlan = |revision| SlotPlan::Generate { revision };
@@ -130,13 +167,13 @@ fn a_new_key_set_with_a_request_starts_at_the_requested_revision() {
 #[test]
 fn nothing_to_do_when_everything_matches() {
     let p = run(&spec(), &status(1, "a", 1, "b"), steady());
-    assert_eq!(p, Plan::idle());
+    assert_idle(&p);
 }
 
 #[test]
 fn a_secret_out_of_layout_is_rewritten_with_the_same_keys() {
     let mut seen = steady();
-    if let SecretSeen::Owned { layout_in_sync, .. } = &mut seen {
+    if let SecretSeen::Present { layout_in_sync, .. } = &mut seen {
         *layout_in_sync = false;
     }
     let p = run(&spec(), &status(1, "a", 1, "b"), seen);
@@ -151,10 +188,17 @@ fn a_secret_out_of_layout_is_rewritten_with_the_same_keys() {
 
 #[test]
 fn a_missing_revision_annotation_is_written_back_without_new_keys() {
+    // observe() checks the proof at the revision status records too.
     let p = run(
         &spec(),
         &status(1, "a", 1, "b"),
-        owned(None, Some("a"), Some(1), Some("b")),
+        present(
+            "uid-1",
+            [
+                slot(None, Some("a"), Some(1)),
+                slot(Some(1), Some("b"), Some(1)),
+            ],
+        ),
     );
     assert_eq!(
         p.write,
@@ -175,7 +219,7 @@ fn regenerating_the_primary_leaves_the_secondary_alone() {
             slots: [GEN(2), KEEP(1)]
         }
     );
-    assert_eq!(p.actions, vec![Action::Regenerated(Slot::Primary)]);
+    assert_eq!(p.actions, vec![regenerated(Slot::Primary, 2)]);
 }
 
 #[test]
@@ -188,7 +232,7 @@ fn regenerating_the_secondary_leaves_the_primary_alone() {
             slots: [KEEP(1), GEN(2)]
         }
     );
-    assert_eq!(p.actions, vec![Action::Regenerated(Slot::Secondary)]);
+    assert_eq!(p.actions, vec![regenerated(Slot::Secondary, 2)]);
 }
 
 #[test]
@@ -212,20 +256,17 @@ fn an_applied_request_is_not_applied_again() {
         &status(2, "c", 1, "b"),
         owned(Some(2), Some("c"), Some(1), Some("b")),
     );
-    assert_eq!(p, Plan::idle());
+    assert_idle(&p);
 }
 
 #[test]
 fn a_request_at_or_below_the_current_revision_is_already_satisfied() {
     let s = with_request(spec(), Slot::Primary, 1, LABEL);
-    assert_eq!(
-        run(
-            &s,
-            &status(3, "c", 1, "b"),
-            owned(Some(3), Some("c"), Some(1), Some("b"))
-        ),
-        Plan::idle()
-    );
+    assert_idle(&run(
+        &s,
+        &status(3, "c", 1, "b"),
+        owned(Some(3), Some("c"), Some(1), Some("b")),
+    ));
 }
 
 #[test]
@@ -238,7 +279,14 @@ fn a_rotation_written_before_a_crash_is_recorded_not_redone() {
         owned(Some(2), Some("c"), Some(1), Some("b")),
     );
     assert_eq!(p.write, SecretWrite::None);
-    assert_eq!(p.actions, vec![Action::Regenerated(Slot::Primary)]);
+    assert_eq!(
+        p.actions,
+        vec![Action::Regenerated {
+            slot: Slot::Primary,
+            revision: 2,
+            found: Some("c".into())
+        }]
+    );
     assert!(
         p.problems.is_empty(),
         "a recorded-late rotation is not drift: {:?}",
@@ -294,7 +342,7 @@ fn a_satisfied_request_with_an_old_label_is_no_mismatch() {
         &status(2, "c", 1, "b"),
         owned(Some(2), Some("c"), Some(1), Some("b")),
     );
-    assert_eq!(p, Plan::idle());
+    assert_idle(&p);
 }
 
 #[test]
@@ -336,7 +384,7 @@ fn a_revoked_key_set_never_gets_keys_again() {
         let p = run(&s, &st, SecretSeen::Absent);
         assert_eq!(p.write, SecretWrite::None);
         assert!(p.actions.is_empty() && p.revoked);
-        assert_eq!(run(&s, &st, SecretSeen::Foreign).write, SecretWrite::None);
+        assert_eq!(run(&s, &st, foreign()).write, SecretWrite::None);
         assert_eq!(run(&s, &st, steady()).write, SecretWrite::Delete);
     }
 }
@@ -359,7 +407,7 @@ fn a_foreign_secret_is_never_touched() {
         let p = run(
             &with_request(spec(), Slot::Primary, 2, LABEL),
             &st,
-            SecretSeen::Foreign,
+            foreign(),
         );
         assert_eq!(p.write, SecretWrite::None);
         assert!(p.actions.is_empty());
@@ -382,11 +430,7 @@ fn a_deleted_secret_is_recreated_with_new_keys_one_revision_up() {
 
 #[test]
 fn a_tampered_key_is_reported_not_rotated() {
-    let p = run(
-        &spec(),
-        &status(1, "a", 1, "b"),
-        owned(Some(1), Some("x"), Some(1), Some("b")),
-    );
+    let p = run(&spec(), &status(1, "a", 1, "b"), tampered());
     assert_eq!(p.write, SecretWrite::None);
     assert!(p.actions.is_empty());
     assert_eq!(p.problems, vec![Problem::SecretDrift(vec![Slot::Primary])]);
@@ -395,11 +439,7 @@ fn a_tampered_key_is_reported_not_rotated() {
 #[test]
 fn a_regenerate_request_clears_drift() {
     let s = with_request(spec(), Slot::Primary, 2, LABEL);
-    let p = run(
-        &s,
-        &status(1, "a", 1, "b"),
-        owned(Some(1), Some("x"), Some(1), Some("b")),
-    );
+    let p = run(&s, &status(1, "a", 1, "b"), tampered());
     assert_eq!(
         p.write,
         SecretWrite::Update {
@@ -478,6 +518,7 @@ fn invalid_specs_are_refused_before_anything_happens() {
 #[test]
 fn a_changed_secret_name_is_refused() {
     let p = plan(&PlanInput {
+        name: "ks",
         spec: &spec(),
         status: &status(1, "a", 1, "b"),
         secret_name: "other-name",
@@ -487,15 +528,248 @@ fn a_changed_secret_name_is_refused() {
     assert!(matches!(p.problems.as_slice(), [Problem::InvalidSpec(m)] if m.contains("immutable")));
 }
 
+fn regenerated(slot: Slot, revision: i64) -> Action {
+    Action::Regenerated {
+        slot,
+        revision,
+        found: None,
+    }
+}
+
+/// The operator's Secret with a planted primary value (its proof no longer verifies).
+fn tampered() -> SecretSeen {
+    present(
+        "uid-1",
+        [
+            slot(Some(1), Some("x"), None),
+            slot(Some(1), Some("b"), Some(1)),
+        ],
+    )
+}
+
 #[test]
-fn an_owned_secret_that_was_never_filled_gets_its_first_keys() {
-    // Someone emptied (or pre-created, with our owner reference) the Secret before any status.
+fn a_secret_that_was_never_filled_is_not_taken_as_ours() {
+    // Empty (or pre-created with a copied owner reference) before any status: nothing proves
+    // the operator wrote it.
     let p = run(&spec(), &Default::default(), owned(None, None, None, None));
+    assert_eq!(p.write, SecretWrite::None);
+    assert_eq!(p.problems, vec![Problem::SecretConflict]);
+}
+
+// Issue 8, item 1: a planted value is never written back by an unrelated write.
+#[test]
+fn a_layout_change_never_writes_back_a_planted_value() {
+    let mut seen = tampered();
+    if let SecretSeen::Present { layout_in_sync, .. } = &mut seen {
+        *layout_in_sync = false;
+    }
+    let p = run(&spec(), &status(1, "a", 1, "b"), seen);
+    assert_eq!(p.write, SecretWrite::None);
+    assert_eq!(p.problems, vec![Problem::SecretDrift(vec![Slot::Primary])]);
+    assert_eq!(p.holds[0], None, "status keeps its record of the primary");
+}
+
+// Issue 8, item 2: a revision annotation alone is no rotation.
+#[test]
+fn a_raised_revision_annotation_is_put_back_not_recorded() {
+    let seen = present(
+        "uid-1",
+        [
+            slot(Some(1), Some("a"), Some(1)),
+            slot(Some(7), Some("b"), Some(1)),
+        ],
+    );
+    let p = run(&spec(), &status(1, "a", 1, "b"), seen);
     assert_eq!(
         p.write,
         SecretWrite::Update {
-            slots: [GEN(1), GEN(1)]
+            slots: [KEEP(1), KEEP(1)]
         }
     );
-    assert_eq!(p.actions, vec![Action::KeysCreated]);
+    assert!(p.actions.is_empty() && p.problems.is_empty(), "{p:?}");
+    // And it does not hide a real request either.
+    let seen = present(
+        "uid-1",
+        [
+            slot(Some(1), Some("a"), Some(1)),
+            slot(Some(7), Some("b"), Some(1)),
+        ],
+    );
+    let s = with_request(spec(), Slot::Secondary, 3, LABEL);
+    let p = run(&s, &status(1, "a", 1, "b"), seen);
+    assert_eq!(
+        p.write,
+        SecretWrite::Update {
+            slots: [KEEP(1), GEN(3)]
+        }
+    );
+}
+
+// Issue 8, item 3: a Secret behind its status never gets a second key for one revision.
+#[test]
+fn a_lowered_annotation_or_an_old_value_never_regenerates() {
+    let s = with_request(spec(), Slot::Primary, 2, LABEL);
+    // The annotation was lowered; the value is still revision 2's.
+    let lowered = present(
+        "uid-1",
+        [
+            slot(Some(1), Some("c"), Some(2)),
+            slot(Some(1), Some("b"), Some(1)),
+        ],
+    );
+    let p = run(&s, &status(2, "c", 1, "b"), lowered);
+    assert_eq!(
+        p.write,
+        SecretWrite::Update {
+            slots: [KEEP(2), KEEP(1)]
+        }
+    );
+    assert!(p.actions.is_empty() && p.problems.is_empty());
+    // A backup of revision 1 was restored: the operator's own old key, but not the recorded one.
+    let restored = owned(Some(1), Some("a"), Some(1), Some("b"));
+    let p = run(&s, &status(2, "c", 1, "b"), restored.clone());
+    assert_eq!(p.write, SecretWrite::None);
+    assert!(p.actions.is_empty());
+    assert_eq!(p.problems, vec![Problem::SecretDrift(vec![Slot::Primary])]);
+    // Only a higher request repairs it.
+    let p = run(
+        &with_request(spec(), Slot::Primary, 3, LABEL),
+        &status(2, "c", 1, "b"),
+        restored,
+    );
+    assert_eq!(
+        p.write,
+        SecretWrite::Update {
+            slots: [GEN(3), KEEP(1)]
+        }
+    );
+}
+
+// Issue 8, item 6: an owner reference proves nothing; a uid or the operator's proofs do.
+#[test]
+fn only_the_recorded_uid_or_proofs_make_a_secret_the_operators() {
+    for st in [DataMinerKeySetStatus::default(), status(1, "a", 1, "b")] {
+        let p = run(&spec(), &st, foreign());
+        assert_eq!(p.problems, vec![Problem::SecretConflict], "{st:?}");
+        assert!(p.actions.is_empty() && p.write == SecretWrite::None);
+    }
+    // The recorded Secret replaced by a copy of it: the same proven values, another uid.
+    let copy = present(
+        "uid-2",
+        [
+            slot(Some(1), Some("a"), Some(1)),
+            slot(Some(1), Some("b"), Some(1)),
+        ],
+    );
+    let p = run(&spec(), &status(1, "a", 1, "b"), copy);
+    assert_eq!(p.problems, vec![Problem::SecretConflict]);
+}
+
+// Issue 8, item 8: a Secret recreated just before a crash is recorded as the recreation.
+#[test]
+fn a_recreation_written_before_a_crash_is_recorded_as_one() {
+    let recreated = present(
+        "uid-2",
+        [
+            slot(Some(2), Some("c"), Some(2)),
+            slot(Some(2), Some("d"), Some(2)),
+        ],
+    );
+    let p = run(&spec(), &status(1, "a", 1, "b"), recreated);
+    assert_eq!(p.write, SecretWrite::None);
+    assert_eq!(p.actions, vec![Action::SecretRecreated]);
+    assert_eq!(p.problems, vec![Problem::SecretMissing]);
+    assert_eq!(p.secret_uid.as_deref(), Some("uid-2"));
+    assert_eq!(p.holds[1].as_ref().map(|h| h.revision), Some(2));
+}
+
+// Issue 8, item 8: a rotation found on the Secret and a newer request both reach history.
+#[test]
+fn a_found_rotation_is_recorded_before_a_newer_one() {
+    let s = with_request(spec(), Slot::Primary, 3, LABEL);
+    let p = run(
+        &s,
+        &status(1, "a", 1, "b"),
+        owned(Some(2), Some("c"), Some(1), Some("b")),
+    );
+    assert_eq!(
+        p.write,
+        SecretWrite::Update {
+            slots: [GEN(3), KEEP(1)]
+        }
+    );
+    assert_eq!(
+        p.actions,
+        vec![
+            Action::Regenerated {
+                slot: Slot::Primary,
+                revision: 2,
+                found: Some("c".into())
+            },
+            regenerated(Slot::Primary, 3)
+        ]
+    );
+}
+
+// Issue 8, item 8: revocation is always possible.
+#[test]
+fn revocation_goes_through_a_spec_the_controller_refuses() {
+    let mut s = with_revoke(spec(), LABEL);
+    s.permissions.push(Permission::RegisterCatalogItems);
+    let p = run(&s, &status(1, "a", 1, "b"), steady());
+    assert_eq!(p.write, SecretWrite::Delete);
+    assert_eq!(p.actions, vec![Action::Revoked]);
+    // But never another's Secret.
+    let p = run(&s, &status(1, "a", 1, "b"), foreign());
+    assert_eq!(p.write, SecretWrite::None);
+    assert!(p.revoked);
+}
+
+// Issue 8, items 4 and 5: what the API server would refuse, refused before any write.
+#[test]
+fn unwritable_names_metadata_and_whitespace_are_invalid_specs() {
+    let long = "k".repeat(64);
+    let p = plan(&PlanInput {
+        name: &long,
+        spec: &spec(),
+        status: &Default::default(),
+        secret_name: "x-keys",
+        secret: SecretSeen::Absent,
+    });
+    assert!(matches!(p.problems.as_slice(), [Problem::InvalidSpec(m)] if m.contains("63")));
+    let mut labels = spec();
+    labels.secret = Some(crate::api::SecretSpec {
+        labels: [("bad key!".to_string(), "x".to_string())].into(),
+        ..Default::default()
+    });
+    let mut values = spec();
+    values.secret = Some(crate::api::SecretSpec {
+        labels: [("team".to_string(), "-x".to_string())].into(),
+        ..Default::default()
+    });
+    let mut annotations = spec();
+    annotations.secret = Some(crate::api::SecretSpec {
+        annotations: [("/x".to_string(), "any".to_string())].into(),
+        ..Default::default()
+    });
+    for s in [labels, values, annotations] {
+        let p = run(&s, &Default::default(), SecretSeen::Absent);
+        assert!(
+            matches!(p.problems.as_slice(), [Problem::InvalidSpec(_)]),
+            "{s:?}"
+        );
+        assert_eq!(p.write, SecretWrite::None);
+    }
+    for &c in crate::api::WHITESPACE {
+        for label in [format!("{c}CI"), format!("CI{c}")] {
+            let mut s = spec();
+            s.label = label;
+            let p = run(&s, &Default::default(), SecretSeen::Absent);
+            assert!(
+                matches!(p.problems.as_slice(), [Problem::InvalidSpec(m)] if m.contains("whitespace")),
+                "U+{:04X}",
+                c as u32
+            );
+        }
+    }
 }

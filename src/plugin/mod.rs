@@ -44,11 +44,14 @@ pub mod exit {
     pub const TIMEOUT: u8 = 5;
     pub const FORBIDDEN: u8 = 6;
     pub const NO_CRD: u8 = 7;
+    /// The key set is revoked, or the Secret or value is not the one the operator recorded.
+    pub const UNTRUSTED: u8 = 8;
 }
 
 const AFTER_HELP: &str = "\
 Exit codes: 0 ok, 1 error, 2 usage, 3 key set not found, 4 confirmation mismatch,
-5 operator did not respond in time, 6 forbidden by RBAC, 7 CRD not installed.
+5 operator did not respond in time, 6 forbidden by RBAC, 7 CRD not installed,
+8 no trustworthy key (revoked, or the Secret or value is not the one the operator recorded).
 
 Regenerate and revoke ask you to type the key set's label, as dataminer.services does.
 Scripts pass --confirm-label instead.";
@@ -365,12 +368,23 @@ fn slot_status(ks: &DataMinerKeySet, slot: SlotArg) -> Option<crate::api::KeySta
     }
 }
 
+/// The key in `slot`, only if it is the one the operator recorded: the key set is not revoked,
+/// the Secret is the one the operator created (uid in status), and the value's fingerprint is
+/// the one in status. Anything else is refused with [`exit::UNTRUSTED`], never printed.
 async fn read_key(ctx: &Ctx, name: &str, slot: SlotArg) -> Result<String> {
     let ks = get(ctx, name).await?;
-    let secret_name = ks
-        .status
-        .as_ref()
-        .and_then(|s| s.secret_name.clone())
+    let status = ks.status.clone().unwrap_or_default();
+    if status.revoked_at.is_some() {
+        return Err(fail(
+            exit::UNTRUSTED,
+            format!("key set {name} is revoked: its keys were destroyed; create a new key set"),
+        ));
+    }
+    let secret_name = status
+        .secret_name
+        .clone()
+        .ok_or_else(|| fail(exit::ERROR, format!("key set {name} has no keys yet")))?;
+    let recorded = slot_status(&ks, slot)
         .ok_or_else(|| fail(exit::ERROR, format!("key set {name} has no keys yet")))?;
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
     let secret = match secrets.get(&secret_name).await {
@@ -387,14 +401,39 @@ async fn read_key(ctx: &Ctx, name: &str, slot: SlotArg) -> Result<String> {
         }
         Err(e) => return Err(api_error(ctx, "reading the Secret", None, e)),
     };
+    if secret.metadata.uid.is_none() || secret.metadata.uid != status.secret_uid {
+        return Err(fail(
+            exit::UNTRUSTED,
+            format!(
+                "Secret {secret_name} is not the Secret the operator created for key set {name} (another uid); its contents are not shown. See `kubectl dmkeys describe {name}`"
+            ),
+        ));
+    }
     let keys = data_key_names(&ks.spec);
     let key = &keys[if slot == SlotArg::Primary { 0 } else { 1 }];
-    secret
+    let value = secret
         .data
         .as_ref()
         .and_then(|d| d.get(key))
         .and_then(|b| String::from_utf8(b.0.clone()).ok())
-        .ok_or_else(|| fail(exit::ERROR, format!("Secret {secret_name} holds no {key}")))
+        .ok_or_else(|| {
+            fail(
+                exit::UNTRUSTED,
+                format!("Secret {secret_name} holds no {key}"),
+            )
+        })?;
+    if crate::keys::fingerprint(value.as_bytes()) != recorded.fingerprint {
+        return Err(fail(
+            exit::UNTRUSTED,
+            format!(
+                "the {} key in Secret {secret_name} does not match the fingerprint the operator recorded ({}): it was changed outside the operator and is not shown. Regenerate it: kubectl dmkeys regenerate {name} {}",
+                slot.name(),
+                recorded.fingerprint,
+                slot.name()
+            ),
+        ));
+    }
+    Ok(value)
 }
 
 fn print_structured(value: &impl serde::Serialize, output: Output) -> Result<()> {

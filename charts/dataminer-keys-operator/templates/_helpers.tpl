@@ -36,9 +36,14 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 - apiGroups: ["keys.dataminer.services"]
   resources: ["dataminerkeysets"]
   verbs: ["get", "list", "watch"]
-# Write status (server-side apply). The operator never writes spec or metadata.
+# Write status (server-side apply). The operator never writes spec.
 - apiGroups: ["keys.dataminer.services"]
   resources: ["dataminerkeysets/status"]
+  verbs: ["patch"]
+# Add and remove its finalizer, so that deleting a key set destroys its keys whatever the
+# propagation policy (the only metadata the operator writes).
+- apiGroups: ["keys.dataminer.services"]
+  resources: ["dataminerkeysets"]
   verbs: ["patch"]
 # Read the key set's Secret before acting (get) and watch the Secrets it labels (list, watch).
 - apiGroups: [""]
