@@ -29,7 +29,8 @@ if ready.status == "True" then
 elseif ready.reason == "KeysPending" then
   hs.message = ready.message or "Keys pending"
 else
-  -- ConfirmationMismatch, SecretConflict, SecretDrift, InvalidSpec: someone must act.
+  -- ConfirmationMismatch, SecretConflict, SecretDrift, InvalidSpec, SecretWriteFailed: someone
+  -- must act.
   hs.status = "Degraded"
   hs.message = (ready.reason or "NotReady") .. ": " .. (ready.message or "")
 end
