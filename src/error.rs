@@ -18,12 +18,13 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
-    #[error("{object}: writing Secret {secret}: {source}")]
+    /// `message` is the API server's reason with any key value replaced by `[key]`: the write
+    /// carried keys, so its raw error is never kept.
+    #[error("{object}: writing Secret {secret}: {message}")]
     WriteSecret {
         object: String,
         secret: String,
-        #[source]
-        source: kube::Error,
+        message: String,
     },
     #[error("{object}: deleting Secret {secret}: {source}")]
     DeleteSecret {

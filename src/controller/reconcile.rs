@@ -509,10 +509,10 @@ async fn write(
                 secret: secret_name.clone(),
                 source,
             },
-            CallError::Api(source) => Error::WriteSecret {
+            CallError::Api(_) => Error::WriteSecret {
                 object: object.clone(),
                 secret: secret_name.clone(),
-                source,
+                message: message.clone(),
             },
             CallError::TimedOut => Error::Timeout {
                 object: object.clone(),
