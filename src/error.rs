@@ -53,12 +53,8 @@ pub enum Error {
         step: &'static str,
         secs: u64,
     },
-    #[error("{object}: adding or removing the finalizer: {source}")]
-    Finalizer {
-        object: String,
-        #[source]
-        source: kube::Error,
-    },
+    #[error("{object}: {message}")]
+    Finalizer { object: String, message: String },
 }
 
 impl Error {

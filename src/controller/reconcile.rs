@@ -23,7 +23,7 @@ use crate::{
     api::{DataMinerKeySet, DataMinerKeySetStatus},
     error::{Error, Result},
     keys::{self, KeyValue},
-    plan::{self, Action, Held, Plan, PlanInput, Problem, SecretWrite, Slot, SlotPlan},
+    plan::{self, Action, Held, Plan, PlanInput, Problem, SecretSeen, SecretWrite, Slot, SlotPlan},
     secret::{self, FIELD_MANAGER},
     status::{self, Applied},
 };
@@ -144,31 +144,31 @@ async fn reconcile_once(cached: &DataMinerKeySet, ctx: &Context) -> Result<Reque
     .await;
     result.map_err(|e| match e {
         finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => e,
-        finalizer::Error::AddFinalizer(source) | finalizer::Error::RemoveFinalizer(source) => {
-            match &source {
-                kube::Error::Api(s) if s.code == 409 || s.code == 422 => Error::Changed {
-                    object: object.clone(),
-                },
-                _ => Error::Finalizer {
-                    object: object.clone(),
-                    source,
-                },
-            }
+        finalizer::Error::AddFinalizer(kube::Error::Api(s))
+        | finalizer::Error::RemoveFinalizer(kube::Error::Api(s))
+            if s.code == 409 || s.code == 422 =>
+        {
+            // The key set changed under the JSON patch's test: retry soon.
+            Error::Changed { object }
         }
         other => Error::Finalizer {
-            object: object.clone(),
-            source: kube::Error::Service(other.to_string().into()),
+            object,
+            message: other.to_string(),
         },
     })
 }
 
-/// A key set is being deleted: delete its Secret if it is the operator's, then let it go.
-async fn destroy_keys(ks: &DataMinerKeySet, ctx: &Context) -> Result<Requeue> {
+/// Reads the key set's Secret for the plan. A direct GET, not the watch cache, so a foreign
+/// Secret (which is not watched) is seen too, and the resourceVersion is fresh for the
+/// optimistic write that may follow.
+async fn read_secret(
+    ks: &DataMinerKeySet,
+    ctx: &Context,
+    secrets: &Api<Secret>,
+    status: &DataMinerKeySetStatus,
+) -> Result<(Option<Secret>, SecretSeen, [Option<KeyValue>; 2])> {
     let object = object_name(ks);
-    let secrets: Api<Secret> =
-        Api::namespaced(ctx.client.clone(), &ks.namespace().unwrap_or_default());
     let secret_name = secret::secret_name(ks);
-    let status = ks.status.clone().unwrap_or_default();
     let existing = call(secrets.get_opt(&secret_name))
         .await
         .map_err(read_error(&object, "reading the Secret", |source| {
@@ -178,7 +178,18 @@ async fn destroy_keys(ks: &DataMinerKeySet, ctx: &Context) -> Result<Requeue> {
                 source,
             }
         }))?;
-    let (seen, _) = secret::observe(ks, &status, &ctx.proof_key, existing.as_ref());
+    let (seen, values) = secret::observe(ks, status, &ctx.proof_key, existing.as_ref());
+    Ok((existing, seen, values))
+}
+
+/// A key set is being deleted: delete its Secret if it is the operator's, then let it go.
+async fn destroy_keys(ks: &DataMinerKeySet, ctx: &Context) -> Result<Requeue> {
+    let object = object_name(ks);
+    let secrets: Api<Secret> =
+        Api::namespaced(ctx.client.clone(), &ks.namespace().unwrap_or_default());
+    let secret_name = secret::secret_name(ks);
+    let status = ks.status.clone().unwrap_or_default();
+    let (existing, seen, _) = read_secret(ks, ctx, &secrets, &status).await?;
     if let Some(existing) = existing
         .as_ref()
         .filter(|_| plan::is_operators(&status, &seen))
@@ -223,20 +234,8 @@ async fn reconcile_keyset(
     let namespace = ks.namespace().unwrap_or_default();
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
     let secret_name = secret::secret_name(ks);
-
-    // Read: a direct GET, not the watch cache, so a foreign Secret (which we do not watch) is
-    // seen too, and the resourceVersion is fresh for the optimistic write below.
-    let existing = call(secrets.get_opt(&secret_name))
-        .await
-        .map_err(read_error(&object, "reading the Secret", |source| {
-            Error::ReadSecret {
-                object: object.clone(),
-                secret: secret_name.clone(),
-                source,
-            }
-        }))?;
     let status = ks.status.clone().unwrap_or_default();
-    let (seen, values) = secret::observe(ks, &status, &ctx.proof_key, existing.as_ref());
+    let (existing, seen, values) = read_secret(ks, ctx, &secrets, &status).await?;
 
     // Plan.
     let name = ks.name_any();
