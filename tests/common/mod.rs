@@ -30,6 +30,7 @@ pub async fn client_and_namespace(prefix: &str) -> (kube::Client, String) {
 
 pub mod chart;
 pub mod operator;
+pub mod proxy;
 
 use dataminer_keys_operator::api::DataMinerKeySet;
 use k8s_openapi::api::{core::v1::Secret, events::v1::Event};

@@ -36,12 +36,28 @@ impl Operator {
         extra_args: &[&str],
         extra_env: &[(&str, &str)],
     ) -> Operator {
+        Self::start_with_kubeconfig(
+            namespace,
+            extra_args,
+            extra_env,
+            cp.kubeconfig_path().map(PathBuf::from),
+        )
+    }
+
+    /// Starts with extra flags, environment variables, and its own kubeconfig (for example one
+    /// that reaches the API server through a proxy).
+    pub fn start_with_kubeconfig(
+        namespace: &str,
+        extra_args: &[&str],
+        extra_env: &[(&str, &str)],
+        kubeconfig: Option<PathBuf>,
+    ) -> Operator {
         let dir = tempfile::tempdir().unwrap();
         let mut op = Operator {
             child: None,
             log: dir.path().join("operator.log"),
             _dir: dir,
-            kubeconfig: cp.kubeconfig_path().map(PathBuf::from),
+            kubeconfig,
             namespace: namespace.to_string(),
             extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
             extra_env: extra_env
@@ -152,6 +168,50 @@ impl Operator {
                 .and_then(|v| v["address"].as_str().map(str::to_string))
         })
         .await
+    }
+
+    /// The sum of a counter family on this process's /metrics, or `None` while it does not
+    /// answer yet (just restarted).
+    pub async fn metric_sum(&self, family: &str) -> Option<f64> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let address = self
+            .logs()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .rfind(|v| v["message"] == "serving /healthz, /readyz, /metrics")
+            .and_then(|v| v["address"].as_str().map(str::to_string))?;
+        let mut stream = tokio::net::TcpStream::connect(&address).await.ok()?;
+        let request =
+            format!("GET /metrics HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.ok()?;
+        let prefix = format!("{family}{{");
+        Some(
+            response
+                .lines()
+                .filter(|l| l.starts_with(&prefix))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum(),
+        )
+    }
+
+    /// Waits until this process (the latest start) has finished at least `n` reconciles: a test
+    /// that then asserts "nothing changed" knows the operator really looked.
+    pub async fn reconciled(&self, n: u64) {
+        super::eventually(30, "the operator to reconcile", || async {
+            self.metric_sum("dataminer_keys_reconciles_total")
+                .await
+                .filter(|&sum| sum >= n as f64)
+                .map(|_| ())
+        })
+        .await
+    }
+
+    /// Sends a signal to the running process (SIGSTOP 19 freezes it, SIGCONT 18 resumes it).
+    pub fn signal(&self, sig: i32) {
+        let child = self.child.as_ref().expect("operator running");
+        unsafe { libc_kill(child.id() as i32, sig) };
     }
 
     pub fn is_running(&mut self) -> bool {
