@@ -55,6 +55,8 @@ pub enum Error {
     },
     #[error("{object}: {message}")]
     Finalizer { object: String, message: String },
+    #[error("{object}: not written: this replica's leadership lapsed")]
+    NotLeader { object: String },
 }
 
 impl Error {
@@ -70,6 +72,7 @@ impl Error {
             Error::Changed { .. } => "conflict",
             Error::Timeout { .. } => "timeout",
             Error::Finalizer { .. } => "finalizer",
+            Error::NotLeader { .. } => "not_leader",
         }
     }
 }

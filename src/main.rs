@@ -99,6 +99,13 @@ async fn preflight(client: &Client, namespaces: &Namespaces) -> Result<(), Strin
 async fn main() -> ExitCode {
     let args = Args::parse();
     init_logging(&args);
+    // One listener for SIGTERM/SIGINT for the whole life of the process, shared by the leader
+    // election and the controllers: a signal that lands between the two is never lost.
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    });
 
     let client = match Client::try_default().await {
         Ok(c) => c,
@@ -165,30 +172,37 @@ async fn main() -> ExitCode {
         format!("{host}-{}", std::process::id())
     });
     let elector = args.leader_elect.then(|| {
-        Elector::new(
-            client.clone(),
-            LeaseConfig {
-                namespace: args.leader_election_namespace.clone(),
-                name: args.lease_name.clone(),
-                identity: identity.clone(),
-                lease_duration: Duration::from_secs(15),
-                renew_every: Duration::from_secs(3),
-            },
-        )
+        let mut cfg = LeaseConfig::new(
+            args.leader_election_namespace.clone(),
+            args.lease_name.clone(),
+            identity.clone(),
+        );
+        // Test hook: a skewed wall clock for this replica (see leader.rs); unset in production.
+        if let Some(secs) = std::env::var("DMK_TEST_CLOCK_SKEW_SECONDS")
+            .ok()
+            .and_then(|v| v.parse::<i64>().ok())
+        {
+            cfg.clock_skew = k8s_openapi::jiff::SignedDuration::from_secs(secs);
+        }
+        Elector::new(client.clone(), cfg)
     });
+    let mut since = None;
     if let Some(elector) = &elector {
         // A standby replica is healthy and ready; it only does not act.
         ready.store(true, Ordering::Relaxed);
-        tokio::select! {
-            _ = elector.acquire() => {}
-            _ = shutdown_signal() => return ExitCode::SUCCESS,
-        }
+        let mut stopping = stopping.clone();
+        since = Some(tokio::select! {
+            since = elector.acquire() => since,
+            _ = stopping.wait_for(|stop| *stop) => return ExitCode::SUCCESS,
+        });
         ready.store(false, Ordering::Relaxed);
         tracing::info!(identity, "became leader");
     }
 
-    let ctx = Arc::new(Context::new(client, metrics, proof_key, Some(identity)));
-    let controllers = controller::controllers(ctx, &namespaces, args.concurrency);
+    let mut ctx = Context::new(client, metrics, proof_key, Some(identity));
+    ctx.leadership = elector.as_ref().map(Elector::leadership);
+    let ctx = Arc::new(ctx);
+    let controllers = controller::controllers(ctx, &namespaces, args.concurrency, stopping);
     let stores = controllers.stores;
     let ready_flag = ready.clone();
     tokio::spawn(async move {
@@ -208,7 +222,7 @@ async fn main() -> ExitCode {
     let code = match &elector {
         Some(elector) => tokio::select! {
             _ = async { while run.next().await.is_some() {} } => ExitCode::SUCCESS,
-            _ = elector.keep() => {
+            _ = elector.keep(since.expect("acquired before acting")) => {
                 // Another replica may act from now on: stop at once rather than race it.
                 tracing::error!("lost leadership; exiting so that only one replica acts");
                 return ExitCode::FAILURE;

@@ -195,7 +195,8 @@ async fn reapplying_the_same_manifest_and_restarting_change_nothing() {
     }
     e.operator.stop();
     e.operator.restart();
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    // The restarted operator reconciled the key set (and the re-applies before it).
+    e.operator.reconciled(1).await;
 
     let secret_after = e.secrets.get("ks-keys").await.unwrap();
     let ks_after = e.keysets.get("ks").await.unwrap();
@@ -239,7 +240,7 @@ async fn a_request_made_while_the_operator_is_down_is_applied_exactly_once() {
     for _ in 0..2 {
         e.operator.kill();
         e.operator.restart();
-        tokio::time::sleep(Duration::from_secs(3)).await;
+        e.operator.reconciled(1).await;
     }
     let ks = e.ready("ks").await;
     assert_eq!(revisions(&ks), (3, 1));
@@ -350,7 +351,7 @@ async fn revoking_destroys_the_keys_for_good() {
         .unwrap();
     e.operator.stop();
     e.operator.restart();
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    e.operator.reconciled(1).await;
     let after = e.secrets.get("ks-keys").await.unwrap();
     assert_eq!(
         after.resource_version(),

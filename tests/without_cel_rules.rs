@@ -9,7 +9,6 @@ use dataminer_keys_operator::api::DataMinerKeySet;
 use dmk_control_plane::{ControlPlane, Options};
 use kube::ResourceExt;
 use serde_json::{Value, json};
-use std::time::Duration;
 
 fn strip_rules(v: &mut Value) {
     match v {
@@ -81,8 +80,17 @@ async fn a_mismatched_request_changes_nothing_and_says_why() {
     assert_eq!(revisions(&ks), (1, 1));
 
     manifest["spec"]["revoke"] = json!({"confirmLabel": "nope"});
-    apply(&keysets, &manifest).await.unwrap();
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    let generation = apply(&keysets, &manifest)
+        .await
+        .unwrap()
+        .metadata
+        .generation;
+    // The operator saw this spec (and says which requests it refused) before we look.
+    keyset_where(&keysets, "ks", "the revoke mismatch reported", |k| {
+        k.status.as_ref().and_then(|s| s.observed_generation) == generation
+            && ready_reason(k).1.contains("spec.revoke")
+    })
+    .await;
     let after = secrets
         .get("ks-keys")
         .await

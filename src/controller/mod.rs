@@ -22,6 +22,7 @@ pub use reconcile::{FINALIZER, REQUEST_TIMEOUT, error_policy, reconcile};
 
 use crate::{
     api::DataMinerKeySet,
+    leader::Leadership,
     metrics::Metrics,
     proof::ProofKey,
     secret::{MANAGED_BY_LABEL, MANAGED_BY_VALUE},
@@ -37,6 +38,9 @@ pub struct Context {
     pub proof_key: ProofKey,
     /// Retry delays of failing key sets.
     pub backoff: backoff::Backoff,
+    /// With leader election, this replica's right to act, checked before every write; `None`
+    /// when it runs alone.
+    pub leadership: Option<Leadership>,
 }
 
 impl Context {
@@ -56,6 +60,7 @@ impl Context {
             metrics,
             proof_key,
             backoff: Default::default(),
+            leadership: None,
         }
     }
 }
@@ -75,7 +80,13 @@ pub struct Controllers {
 }
 
 /// Builds the controllers. Secrets are watched only when they carry our managed-by label.
-pub fn controllers(ctx: Arc<Context>, namespaces: &Namespaces, concurrency: u16) -> Controllers {
+/// `stopping` resolves when the process is asked to stop: in-flight reconciles finish first.
+pub fn controllers(
+    ctx: Arc<Context>,
+    namespaces: &Namespaces,
+    concurrency: u16,
+    stopping: tokio::sync::watch::Receiver<bool>,
+) -> Controllers {
     let apis: Vec<(Api<DataMinerKeySet>, Api<Secret>)> = match namespaces {
         Namespaces::All => vec![(Api::all(ctx.client.clone()), Api::all(ctx.client.clone()))],
         Namespaces::Only(list) => list
@@ -95,7 +106,12 @@ pub fn controllers(ctx: Arc<Context>, namespaces: &Namespaces, concurrency: u16)
         let controller = Controller::new(keysets, watcher::Config::default().any_semantic())
             .owns(secrets, watcher::Config::default().labels(&secret_selector))
             .with_config(ControllerConfig::default().concurrency(concurrency))
-            .shutdown_on_signal();
+            .graceful_shutdown_on({
+                let mut stopping = stopping.clone();
+                async move {
+                    let _ = stopping.wait_for(|stop| *stop).await;
+                }
+            });
         stores.push(controller.store());
         let stream = controller
             .run(reconcile, error_policy, ctx.clone())

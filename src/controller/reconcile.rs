@@ -98,6 +98,17 @@ fn read_error(
     }
 }
 
+/// Refuses to write once this replica's leadership has lapsed (checked before every write:
+/// another replica may be acting already).
+fn ensure_leading(ctx: &Context, object: &str) -> Result<()> {
+    match &ctx.leadership {
+        Some(l) if !l.is_valid() => Err(Error::NotLeader {
+            object: object.into(),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Test hook: `DMK_CRASH_AFTER=secret-write` aborts the process right after a successful
 /// Secret write, before any Event or status write, so tests can reproduce a crash between two
 /// writes on the real API server. Unset in production; it changes nothing else.
@@ -201,6 +212,7 @@ async fn destroy_keys(ks: &DataMinerKeySet, ctx: &Context) -> Result<Requeue> {
             }),
             ..Default::default()
         };
+        ensure_leading(ctx, &object)?;
         match call(secrets.delete(&secret_name, &dp)).await {
             Ok(_) => {}
             Err(CallError::Api(kube::Error::Api(s))) if s.code == 404 => {}
@@ -248,6 +260,9 @@ async fn reconcile_keyset(
     });
 
     // Apply.
+    if plan.write != SecretWrite::None {
+        ensure_leading(ctx, &object)?;
+    }
     let (written, failure) = match write(ks, ctx, &secrets, &plan, existing.as_ref(), values).await
     {
         Ok(written) => (written, None),
@@ -283,8 +298,11 @@ async fn reconcile_keyset(
         now: Timestamp::now(),
     };
     let next = status::next_status(ks, &applied);
+    // A lapsed leader writes nothing more; the next leader finds (and records) what was written.
+    ensure_leading(ctx, &object)?;
     report(ks, ctx, &applied).await;
     if ks.status.as_ref() != Some(&next) {
+        ensure_leading(ctx, &object)?;
         write_status(ks, keysets, &next, &object).await?;
     }
 
