@@ -111,8 +111,32 @@ pub struct ControlPlane {
     kubeconfig: Kubeconfig,
     kubeconfig_path: Option<PathBuf>,
     dir: Option<PathBuf>,
-    children: Vec<Child>,
+    children: Vec<Launched>,
     bin_dir: Option<PathBuf>,
+}
+
+/// A process of the control plane, with what it takes to start it again in place.
+struct Launched {
+    name: &'static str,
+    program: PathBuf,
+    args: Vec<std::ffi::OsString>,
+    child: Child,
+}
+
+/// A process of a local control plane that tests can restart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Component {
+    Etcd,
+    ApiServer,
+}
+
+impl Component {
+    fn name(self) -> &'static str {
+        match self {
+            Component::Etcd => "etcd",
+            Component::ApiServer => "kube-apiserver",
+        }
+    }
 }
 
 impl ControlPlane {
@@ -258,22 +282,49 @@ impl ControlPlane {
         Ok(cp)
     }
 
-    fn launch(&mut self, name: &'static str, mut cmd: Command, dir: &Path) -> Result<()> {
-        let log_path = dir.join(format!("{name}.log"));
-        let log = fs::File::create(&log_path).map_err(io(format!("create {name}.log")))?;
-        let log2 = log.try_clone().map_err(io("clone log handle"))?;
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::from(log))
-            .stderr(Stdio::from(log2));
-        let child = process::spawn(cmd).map_err(io(format!("start {name}")))?;
-        self.children.push(child);
+    fn launch(&mut self, name: &'static str, cmd: Command, dir: &Path) -> Result<()> {
+        let program = PathBuf::from(cmd.get_program());
+        let args = cmd.get_args().map(|a| a.to_os_string()).collect();
+        let child = spawn_logged(name, cmd, dir)?;
+        self.children.push(Launched {
+            name,
+            program,
+            args,
+            child,
+        });
         Ok(())
+    }
+
+    /// Restarts one process in place (same ports, same data, log appended): SIGKILL, like a
+    /// crash, when `kill`, else SIGTERM. Waits until the API server answers `/readyz` again.
+    pub async fn restart(&mut self, component: Component, kill: bool) -> Result<()> {
+        let dir = self
+            .dir
+            .clone()
+            .ok_or_else(|| Error::Kubeconfig("an attached cluster cannot be restarted".into()))?;
+        let name = component.name();
+        let launched = self
+            .children
+            .iter_mut()
+            .find(|l| l.name == name)
+            .expect("every component is launched");
+        let pid = launched.child.id();
+        if kill {
+            // SAFETY: plain syscall on a pid we started and have not reaped yet.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+        }
+        // Reaps it (after SIGTERM and a grace period when not killed) and forgets its pid.
+        process::stop(&[pid], Duration::from_secs(10));
+        let mut cmd = Command::new(&launched.program);
+        cmd.args(&launched.args);
+        launched.child = spawn_logged(name, cmd, &dir)?;
+        self.wait_ready(Duration::from_secs(90)).await
     }
 
     /// Fails with the log tail of the first process that has exited.
     fn check_children(&mut self) -> Result<()> {
-        let names = ["etcd", "kube-apiserver", "kube-controller-manager"];
-        for (child, name) in self.children.iter_mut().zip(names) {
+        for Launched { child, name, .. } in self.children.iter_mut() {
+            let name = *name;
             if let Ok(Some(status)) = child.try_wait() {
                 let log = self
                     .dir
@@ -331,7 +382,7 @@ impl ControlPlane {
 
     /// Process ids of the processes this control plane started (empty when attached).
     pub fn pids(&self) -> Vec<u32> {
-        self.children.iter().map(Child::id).collect()
+        self.children.iter().map(|l| l.child.id()).collect()
     }
 
     /// Where certificates, logs and etcd data live, for a local control plane.
@@ -422,7 +473,7 @@ impl ControlPlane {
     }
 
     fn shutdown(&mut self) {
-        let pids: Vec<u32> = self.children.iter().rev().map(|c| c.id()).collect();
+        let pids: Vec<u32> = self.children.iter().rev().map(|l| l.child.id()).collect();
         // Stop in reverse start order so the API server never loses etcd under load.
         for pid in pids {
             process::stop(&[pid], Duration::from_secs(5));
@@ -490,6 +541,20 @@ pub fn binaries() -> Result<PathBuf> {
         .last()
         .ok_or_else(|| Error::Build("build.sh printed no directory".into()))?;
     Ok(PathBuf::from(dir.trim()))
+}
+
+/// Starts `cmd` supervised, appending its output to `<dir>/<name>.log`.
+fn spawn_logged(name: &'static str, mut cmd: Command, dir: &Path) -> Result<Child> {
+    let log = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(format!("{name}.log")))
+        .map_err(io(format!("open {name}.log")))?;
+    let log2 = log.try_clone().map_err(io("clone log handle"))?;
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::from(log))
+        .stderr(Stdio::from(log2));
+    process::spawn(cmd).map_err(io(format!("start {name}")))
 }
 
 fn free_port() -> Result<u16> {
