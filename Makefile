@@ -7,7 +7,7 @@ DEV_STATE := $(CURDIR)/.dev-cluster
 # Where cargo puts binaries (honours CARGO_TARGET_DIR).
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: run test control-plane crds static image e2e-kind
+.PHONY: run test chaos control-plane crds static image e2e-kind
 
 ## make test: everything CI checks (format, lint, CRD in sync, unit and integration tests on a
 ## real kube-apiserver + etcd that is built and cached first).
@@ -20,6 +20,15 @@ test: control-plane
 	DMK_TEST_AS_CHART=1 $(CARGO) test --test keyset_lifecycle --test examples \
 	  --test without_cel_rules 2>&1 | tee -a target/test-output.log
 	@awk '/^test result:/ {p+=$$4; f+=$$6; s+=$$8} END {printf "tests: %d passed, %d failed, %d skipped\n", p, f, s}' target/test-output.log
+
+## make chaos: the full chaos suite (tests/chaos.rs): 1,000 key sets, 25 operator kills with 3
+## failovers, 2 kube-apiserver and 1 etcd crash. `make test` runs a reduced one. Replay a
+## schedule with DMK_CHAOS_SEED=<the seed it printed>.
+chaos: control-plane
+	DMK_CHAOS_SETS=$${DMK_CHAOS_SETS:-1000} DMK_CHAOS_KILLS=$${DMK_CHAOS_KILLS:-25} \
+	DMK_CHAOS_FAILOVERS=$${DMK_CHAOS_FAILOVERS:-3} DMK_CHAOS_API_RESTARTS=$${DMK_CHAOS_API_RESTARTS:-2} \
+	DMK_CHAOS_ETCD_RESTARTS=$${DMK_CHAOS_ETCD_RESTARTS:-1} DMK_CHAOS_SETTLE_SECS=$${DMK_CHAOS_SETTLE_SECS:-600} \
+	  $(CARGO) test --test chaos -- --nocapture
 
 ## make run: the operator against $$KUBECONFIG when that cluster answers, else against a local
 ## control plane started here (Ctrl-C stops everything). RUN_ARGS adds operator flags.
