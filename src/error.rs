@@ -55,6 +55,12 @@ pub enum Error {
     },
     #[error("{object}: {message}")]
     Finalizer { object: String, message: String },
+    #[error("{object}: publishing a {reason} Event: {message}; status not written, retrying")]
+    PublishEvent {
+        object: String,
+        reason: &'static str,
+        message: String,
+    },
     #[error("{object}: not written: this replica's leadership lapsed")]
     NotLeader { object: String },
 }
@@ -73,6 +79,7 @@ impl Error {
             Error::Timeout { .. } => "timeout",
             Error::Finalizer { .. } => "finalizer",
             Error::NotLeader { .. } => "not_leader",
+            Error::PublishEvent { .. } => "publish_event",
         }
     }
 }

@@ -300,7 +300,7 @@ async fn reconcile_keyset(
     let next = status::next_status(ks, &applied);
     // A lapsed leader writes nothing more; the next leader finds (and records) what was written.
     ensure_leading(ctx, &object)?;
-    report(ks, ctx, &applied).await;
+    report(ks, ctx, &applied).await?;
     if ks.status.as_ref() != Some(&next) {
         ensure_leading(ctx, &object)?;
         write_status(ks, keysets, &next, &object).await?;
@@ -339,8 +339,10 @@ async fn reconcile_keyset(
 
 /// Events before the status write: a crash in between repeats an Event on the next run (its
 /// note carries the same revision and fingerprint), where the other order would lose it for
-/// good. Every action is announced at least once. Then one log line per action, and metrics.
-async fn report(ks: &DataMinerKeySet, ctx: &Context, applied: &Applied<'_>) {
+/// good. An Event that cannot be published fails the reconcile before the status write, so the
+/// retry finds the same action again (the Secret is ahead of status) and announces it then:
+/// every action is announced at least once. Then one log line per action, and metrics.
+async fn report(ks: &DataMinerKeySet, ctx: &Context, applied: &Applied<'_>) -> Result<()> {
     for notice in status::notices(ks, applied) {
         let event = Event {
             type_: if notice.warning {
@@ -359,17 +361,15 @@ async fn report(ks: &DataMinerKeySet, ctx: &Context, applied: &Applied<'_>) {
         )
         .await;
         if !matches!(published, Ok(Ok(_))) {
-            // An Event is best effort: the same fact is in status.history and the log.
-            let error = match published {
+            let message = match published {
                 Ok(Err(e)) => e.to_string(),
-                _ => "timed out".into(),
+                _ => format!("no answer within {}s", REQUEST_TIMEOUT.as_secs()),
             };
-            tracing::warn!(
-                object = object_name(ks),
-                reason = notice.reason,
-                error,
-                "publishing an Event failed"
-            );
+            return Err(Error::PublishEvent {
+                object: object_name(ks),
+                reason: notice.reason,
+                message,
+            });
         }
     }
     for action in &applied.plan.actions {
@@ -384,6 +384,7 @@ async fn report(ks: &DataMinerKeySet, ctx: &Context, applied: &Applied<'_>) {
             "key set needs attention"
         );
     }
+    Ok(())
 }
 
 async fn write_status(
