@@ -1,14 +1,22 @@
 //! dataminer-keys-operator: reconciles `DataMinerKeySet` resources into Secrets holding
 //! DataMiner API keys.
 //!
-//! - [`api`]: the CRD types and their admission rules;
-//! - [`keys`]: key generation and fingerprints;
-//! - [`plan`]: where rotation, revocation and drift handling are decided (pure);
-//! - [`proof`]: the operator's proof that it wrote a key value (HMAC, key in its namespace);
-//! - [`secret`]: the Secret's shape, written and read back (pure);
-//! - [`status`]: status, Events and log lines from what was applied (pure);
-//! - [`controller`]: the thin layer that reads, applies the plan and writes status;
-//! - [`leader`], [`http`], [`metrics`]: the operator process around it.
+//! Modules, lowest first; each may import only modules above it (`tests/module_layers.rs` fails
+//! on a cycle, and on the rules marked *checked*):
+//!
+//! - [`api`]: the CRD types, their admission rules, and what derives from a key set alone (slots,
+//!   Secret and data key names, scope); imports nothing of ours (*checked*).
+//! - [`keys`]: key generation and fingerprints; imports `api`.
+//! - [`plan`]: **where rotation, revocation, trust and drift are decided** (pure); imports only
+//!   `api` (*checked*).
+//! - [`proof`]: the operator's proof that it wrote a key value; imports `api`, `keys`.
+//! - [`secret`]: the Secret's shape, written and read back for the plan (pure); imports `api`,
+//!   `keys`, `plan`, `proof`.
+//! - [`status`]: status, Events and log notes from what was applied (pure); imports `api`, `plan`.
+//! - [`error`], [`metrics`], [`http`], [`leader`]: the error type and the process around it.
+//! - [`controller`]: the thin layer that reads, applies the plan and writes status; imports all
+//!   of the above.
+//! - [`plugin`]: `kubectl dmkeys`; imports only `api` and `keys` (*checked*).
 
 pub mod api;
 pub mod controller;

@@ -12,7 +12,7 @@ use kube::{Api, Client, api::PostParams};
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
-use crate::{keys::KeyValue, plan::Slot};
+use crate::{api::Slot, keys::KeyValue};
 
 /// Prefix of every proof, so the scheme can change without misreading old proofs.
 const VERSION: &str = "v1:";

@@ -7,12 +7,9 @@ use k8s_openapi::{ByteString, api::core::v1::Secret};
 use kube::{Resource, ResourceExt, api::ObjectMeta};
 
 use crate::{
-    api::{
-        DEFAULT_PRIMARY_KEY_NAME, DEFAULT_SECONDARY_KEY_NAME, DEFAULT_SECRET_SUFFIX,
-        DataMinerKeySet, DataMinerKeySetSpec,
-    },
+    api::{DataMinerKeySet, Slot},
     keys::KeyValue,
-    plan::{SecretSeen, Slot, SlotSeen, status_slot},
+    plan::{SecretSeen, SlotSeen},
     proof::ProofKey,
 };
 
@@ -51,35 +48,6 @@ pub fn revision_annotation(slot: Slot) -> &'static str {
     }
 }
 
-/// The Secret name: `spec.secret.name`, or `<metadata.name>-keys`.
-pub fn secret_name(ks: &DataMinerKeySet) -> String {
-    ks.spec
-        .secret
-        .as_ref()
-        .and_then(|s| s.name.clone())
-        .unwrap_or_else(|| format!("{}{DEFAULT_SECRET_SUFFIX}", ks.name_any()))
-}
-
-/// Data key names of the primary and secondary key.
-pub fn data_key_names(spec: &DataMinerKeySetSpec) -> [String; 2] {
-    let s = spec.secret.as_ref();
-    [
-        s.and_then(|s| s.primary_key_name.clone())
-            .unwrap_or_else(|| DEFAULT_PRIMARY_KEY_NAME.into()),
-        s.and_then(|s| s.secondary_key_name.clone())
-            .unwrap_or_else(|| DEFAULT_SECONDARY_KEY_NAME.into()),
-    ]
-}
-
-/// `Organization` or `System`, and the organization or system name.
-pub fn scope_and_target(spec: &DataMinerKeySetSpec) -> (&'static str, String) {
-    match (&spec.scope.organization, &spec.scope.system) {
-        (Some(org), _) => ("Organization", org.name.clone()),
-        (None, Some(sys)) => ("System", sys.name.clone()),
-        (None, None) => ("Unknown", String::new()),
-    }
-}
-
 /// Labels and annotations the Secret must carry (revision annotations excluded: the plan
 /// decides those). The operator's own keys win over the user's.
 fn desired_metadata(
@@ -97,7 +65,7 @@ fn desired_metadata(
         .into_iter()
         .filter(|(k, _)| !SLOT_ANNOTATIONS.contains(&k.as_str()))
         .collect();
-    let (scope, target) = scope_and_target(&ks.spec);
+    let (scope, target) = ks.spec.scope_and_target();
     let permissions: Vec<&str> = ks.spec.permissions.iter().map(|p| p.as_str()).collect();
     annotations.insert(LABEL_ANNOTATION.into(), ks.spec.label.clone());
     annotations.insert(SCOPE_ANNOTATION.into(), scope.into());
@@ -133,7 +101,7 @@ pub fn build(
             proof_key.sign(&keyset_uid, slot, revision, value),
         );
     }
-    let names = data_key_names(&ks.spec);
+    let names = ks.spec.data_key_names();
     let data = Slot::BOTH
         .iter()
         .map(|&slot| {
@@ -145,7 +113,7 @@ pub fn build(
         .collect();
     Secret {
         metadata: ObjectMeta {
-            name: Some(secret_name(ks)),
+            name: Some(ks.secret_name()),
             namespace: ks.namespace(),
             uid,
             resource_version,
@@ -169,15 +137,6 @@ fn has_controller_ref(ks: &DataMinerKeySet, secret: &Secret) -> bool {
         .any(|o| o.controller == Some(true) && o.uid == uid)
 }
 
-fn request_revision(spec: &DataMinerKeySetSpec, slot: Slot) -> Option<i64> {
-    let r = spec.regenerate.as_ref()?;
-    match slot {
-        Slot::Primary => r.primary.as_ref(),
-        Slot::Secondary => r.secondary.as_ref(),
-    }
-    .map(|r| r.revision)
-}
-
 /// Reads the Secret for the plan: per slot the revision annotation, the value's fingerprint,
 /// and the revision at which the operator's proof of the value verifies (checked at every
 /// revision the operator may have written, so an edited annotation neither fakes nor hides a
@@ -191,7 +150,7 @@ pub fn observe(
     let Some(secret) = secret else {
         return (SecretSeen::Absent, [None, None]);
     };
-    let names = data_key_names(&ks.spec);
+    let names = ks.spec.data_key_names();
     let data = secret.data.as_ref();
     let values = Slot::BOTH.map(|slot| {
         data.and_then(|d| d.get(&names[slot as usize]))
@@ -209,8 +168,8 @@ pub fn observe(
         let proof = annotations.get(proof_annotation(slot));
         // The operator can only have written the recorded revision, the next one (a
         // recreation) or the requested one: try those, whatever the annotation says.
-        let recorded = status_slot(status, slot).map(|k| k.revision);
-        let requested = request_revision(&ks.spec, slot);
+        let recorded = status.slot(slot).map(|k| k.revision);
+        let requested = ks.spec.request(slot).map(|r| r.revision);
         let candidates = [revision, recorded, recorded.map(|r| r + 1), requested];
         let proven = value.zip(proof).and_then(|(value, proof)| {
             candidates

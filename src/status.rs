@@ -8,7 +8,6 @@ use k8s_openapi::{
 use crate::{
     api::{DataMinerKeySet, DataMinerKeySetStatus, HistoryEntry, KeyStatus, READY, REVOKED},
     plan::{Action, Held, Plan, Problem, Slot},
-    secret::{scope_and_target, secret_name},
 };
 
 /// History entries kept in status, newest first.
@@ -92,7 +91,7 @@ pub fn problem_reason(problem: &Problem) -> &'static str {
 }
 
 fn problem_message(ks: &DataMinerKeySet, problem: &Problem, applied: &Applied) -> String {
-    let secret = secret_name(ks);
+    let secret = ks.secret_name();
     match problem {
         Problem::InvalidSpec(m) => format!("invalid spec, nothing was changed: {m}"),
         Problem::ConfirmationMismatch(fields) => format!(
@@ -139,7 +138,7 @@ fn regenerated<'a>(applied: &'a Applied, action: &'a Action) -> Option<Held> {
 }
 
 fn action_note(ks: &DataMinerKeySet, action: &Action, applied: &Applied) -> String {
-    let secret = secret_name(ks);
+    let secret = ks.secret_name();
     let p = describe(slot_held(applied, Slot::Primary));
     let s = describe(slot_held(applied, Slot::Secondary));
     match action {
@@ -199,7 +198,7 @@ fn readiness(ks: &DataMinerKeySet, applied: &Applied) -> (bool, &'static str, St
             "KeysReady",
             format!(
                 "Secret {} holds primary key {} and secondary key {}",
-                secret_name(ks),
+                ks.secret_name(),
                 describe(slot_held(applied, Slot::Primary)),
                 describe(slot_held(applied, Slot::Secondary)),
             ),
@@ -243,7 +242,7 @@ pub fn next_status(ks: &DataMinerKeySet, applied: &Applied) -> DataMinerKeySetSt
     let old = ks.status.clone().unwrap_or_default();
     let now = applied.now;
     let plan = applied.plan;
-    let (scope, target) = scope_and_target(&ks.spec);
+    let (scope, target) = ks.spec.scope_and_target();
     let generation = ks.metadata.generation;
 
     let key_status = |slot: Slot, previous: Option<&KeyStatus>| -> Option<KeyStatus> {
@@ -334,7 +333,7 @@ pub fn next_status(ks: &DataMinerKeySet, applied: &Applied) -> DataMinerKeySetSt
                 .held
                 .iter()
                 .any(Option::is_some)
-                .then(|| secret_name(ks))
+                .then(|| ks.secret_name())
         }),
         secret_uid: applied.secret_uid.clone().or(old.secret_uid.clone()),
         created_at: old

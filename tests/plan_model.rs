@@ -304,7 +304,7 @@ impl World {
         let (seen, values) =
             secret::observe(&self.ks, &status, &self.proof_key, self.secret.as_ref());
         let name = self.ks.name_any();
-        let secret_name = secret::secret_name(&self.ks);
+        let secret_name = self.ks.secret_name();
         let plan = plan::plan(&PlanInput {
             name: &name,
             spec: &self.ks.spec,

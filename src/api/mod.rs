@@ -1,9 +1,11 @@
 //! The `keys.dataminer.services/v1alpha1` API: types only, no logic beyond small accessors.
 
+mod derived;
 mod spec;
 mod status;
 mod text;
 
+pub use derived::*;
 pub use spec::*;
 pub use status::*;
 pub use text::*;

@@ -3,7 +3,7 @@
 
 /// Every character Rust's `char::is_whitespace` accepts (Unicode `White_Space`), which is what
 /// the controller checks. CEL's `\s` is ASCII-only, so the admission rule spells the same set out
-/// as [`whitespace_class!`]; a unit test proves the two lists equal, an integration test proves
+/// as `whitespace_class!`; a unit test proves the two lists equal, an integration test proves
 /// the API server refuses each.
 pub const WHITESPACE: &[char] = &[
     '\t', '\n', '\u{0B}', '\u{0C}', '\r', ' ', '\u{85}', '\u{A0}', '\u{1680}', '\u{2000}',

@@ -179,7 +179,7 @@ async fn read_secret(
     status: &DataMinerKeySetStatus,
 ) -> Result<(Option<Secret>, SecretSeen, [Option<KeyValue>; 2])> {
     let object = object_name(ks);
-    let secret_name = secret::secret_name(ks);
+    let secret_name = ks.secret_name();
     let existing = call(secrets.get_opt(&secret_name))
         .await
         .map_err(read_error(&object, "reading the Secret", |source| {
@@ -198,7 +198,7 @@ async fn destroy_keys(ks: &DataMinerKeySet, ctx: &Context) -> Result<Requeue> {
     let object = object_name(ks);
     let secrets: Api<Secret> =
         Api::namespaced(ctx.client.clone(), &ks.namespace().unwrap_or_default());
-    let secret_name = secret::secret_name(ks);
+    let secret_name = ks.secret_name();
     let status = ks.status.clone().unwrap_or_default();
     let (existing, seen, _) = read_secret(ks, ctx, &secrets, &status).await?;
     if let Some(existing) = existing
@@ -245,7 +245,7 @@ async fn reconcile_keyset(
     let object = object_name(ks);
     let namespace = ks.namespace().unwrap_or_default();
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
-    let secret_name = secret::secret_name(ks);
+    let secret_name = ks.secret_name();
     let status = ks.status.clone().unwrap_or_default();
     let (existing, seen, values) = read_secret(ks, ctx, &secrets, &status).await?;
 
@@ -509,7 +509,7 @@ async fn write(
     values: [Option<KeyValue>; 2],
 ) -> Result<Written, WriteError> {
     let object = object_name(ks);
-    let secret_name = secret::secret_name(ks);
+    let secret_name = ks.secret_name();
     let failed = |e: CallError,
                   values: &[&KeyValue],
                   partial: Option<Written>,

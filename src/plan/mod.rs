@@ -14,29 +14,9 @@
 //! proof go in one request). A crash after the Secret write therefore records the rotation it
 //! finds instead of redoing it; a Secret set back to an older state is drift, never a reason to
 //! generate again.
-use crate::api::{DataMinerKeySetSpec, DataMinerKeySetStatus, RegenerateRequest};
+use crate::api::{DataMinerKeySetSpec, DataMinerKeySetStatus};
 
-/// One of the two keys.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Slot {
-    Primary,
-    Secondary,
-}
-
-impl Slot {
-    pub const BOTH: [Slot; 2] = [Slot::Primary, Slot::Secondary];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Slot::Primary => "primary",
-            Slot::Secondary => "secondary",
-        }
-    }
-
-    fn index(self) -> usize {
-        self as usize
-    }
-}
+pub use crate::api::Slot;
 
 /// What one slot of the Secret holds.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -179,21 +159,6 @@ impl Plan {
     }
 }
 
-fn request(spec: &DataMinerKeySetSpec, slot: Slot) -> Option<&RegenerateRequest> {
-    let r = spec.regenerate.as_ref()?;
-    match slot {
-        Slot::Primary => r.primary.as_ref(),
-        Slot::Secondary => r.secondary.as_ref(),
-    }
-}
-
-pub fn status_slot(status: &DataMinerKeySetStatus, slot: Slot) -> Option<&crate::api::KeyStatus> {
-    match slot {
-        Slot::Primary => status.primary.as_ref(),
-        Slot::Secondary => status.secondary.as_ref(),
-    }
-}
-
 /// Rules the CRD enforces at admission, checked again for clusters where they were bypassed,
 /// and everything the API server would refuse to write later.
 pub fn validate(input: &PlanInput) -> Result<(), String> {
@@ -228,7 +193,7 @@ pub fn validate(input: &PlanInput) -> Result<(), String> {
     if perms.windows(2).any(|w| w[0] == w[1]) {
         return Err("spec.permissions lists a permission twice".into());
     }
-    let names = crate::secret::data_key_names(spec);
+    let names = spec.data_key_names();
     if names[0] == names[1] {
         return Err("spec.secret.primaryKeyName and secondaryKeyName must differ".into());
     }
@@ -274,7 +239,7 @@ fn ownership(status: &DataMinerKeySetStatus, uid: &str, slots: &[SlotSeen; 2]) -
     // operator wrote this Secret after its last status write.
     let proven_above_record = Slot::BOTH.iter().all(|&slot| {
         let proven = slots[slot.index()].proven;
-        match status_slot(status, slot) {
+        match status.slot(slot) {
             Some(k) => proven.is_some_and(|r| r > k.revision),
             None => proven.is_some(),
         }
@@ -376,13 +341,13 @@ pub fn plan(input: &PlanInput) -> Plan {
                 None => Trust::Drift,
             }
         } else {
-            trust(seen, status_slot(status, slot))
+            trust(seen, status.slot(slot))
         })
     });
 
     // The revision a slot is at: what status records, or what the operator proved it wrote.
     let stored = |slot: Slot| -> i64 {
-        let recorded = status_slot(status, slot).map_or(0, |k| k.revision);
+        let recorded = status.slot(slot).map_or(0, |k| k.revision);
         match &trusted[slot.index()] {
             Some(Trust::Recorded(r)) | Some(Trust::Found { revision: r, .. }) if ours => {
                 recorded.max(*r)
@@ -390,7 +355,7 @@ pub fn plan(input: &PlanInput) -> Plan {
             _ => recorded,
         }
     };
-    let pending = |slot: Slot| request(spec, slot).filter(|r| r.revision > stored(slot));
+    let pending = |slot: Slot| spec.request(slot).filter(|r| r.revision > stored(slot));
 
     let mut mismatched = Vec::new();
     for slot in Slot::BOTH {

@@ -4,7 +4,8 @@ use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
 
 use super::*;
 use crate::api::{
-    KeyStatus, OrganizationScope, Permission, RegenerateSpec, RevokeSpec, Scope, SystemScope,
+    KeyStatus, OrganizationScope, Permission, RegenerateRequest, RegenerateSpec, RevokeSpec, Scope,
+    SystemScope,
 };
 
 const LABEL: &str = "CI pipeline";

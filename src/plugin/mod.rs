@@ -22,12 +22,9 @@ use kube::{
 };
 use serde_json::json;
 
-use crate::{
-    api::{
-        DataMinerKeySet, DataMinerKeySetSpec, KeyFormat, OrganizationScope, Permission, REVOKED,
-        Scope, SystemScope,
-    },
-    secret::data_key_names,
+use crate::api::{
+    DataMinerKeySet, DataMinerKeySetSpec, KeyFormat, OrganizationScope, Permission, REVOKED, Scope,
+    SystemScope,
 };
 
 /// Field manager of the plugin's patches: separate from the operator's and from the one that
@@ -409,7 +406,7 @@ async fn read_key(ctx: &Ctx, name: &str, slot: SlotArg) -> Result<String> {
             ),
         ));
     }
-    let keys = data_key_names(&ks.spec);
+    let keys = ks.spec.data_key_names();
     let key = &keys[if slot == SlotArg::Primary { 0 } else { 1 }];
     let value = secret
         .data

@@ -59,7 +59,7 @@ pub fn table(
     }
     let mut rows: Vec<Vec<String>> = vec![header.iter().map(|h| h.to_string()).collect()];
     for ks in items {
-        let (scope, target) = crate::secret::scope_and_target(&ks.spec);
+        let (scope, target) = ks.spec.scope_and_target();
         let status = ks.status.clone().unwrap_or_default();
         let permissions: Vec<&str> = ks.spec.permissions.iter().map(|p| p.as_str()).collect();
         let mut row = vec![];
@@ -131,7 +131,7 @@ fn align(rows: &[Vec<String>]) -> String {
 /// `describe`: everything about a key set except its key values.
 pub fn describe(ks: &DataMinerKeySet, events: &[Event], now: Timestamp) -> String {
     let status = ks.status.clone().unwrap_or_default();
-    let (scope, target) = crate::secret::scope_and_target(&ks.spec);
+    let (scope, target) = ks.spec.scope_and_target();
     let mut out = String::new();
     let mut line = |k: &str, v: String| out += &format!("{k:<14}{v}\n");
     line("Name:", ks.name_any());
