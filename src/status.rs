@@ -45,51 +45,6 @@ fn describe(held: Option<&Held>) -> String {
     }
 }
 
-fn event_reason(action: &Action) -> &'static str {
-    match action {
-        Action::KeysCreated => "KeysCreated",
-        Action::Regenerated {
-            slot: Slot::Primary,
-            ..
-        } => "PrimaryKeyRegenerated",
-        Action::Regenerated {
-            slot: Slot::Secondary,
-            ..
-        } => "SecondaryKeyRegenerated",
-        Action::SecretRecreated => "SecretMissing",
-        Action::Revoked => "KeysRevoked",
-    }
-}
-
-/// Name of the action in history and logs.
-pub fn action_name(action: &Action) -> &'static str {
-    match action {
-        Action::KeysCreated => "KeysCreated",
-        Action::Regenerated {
-            slot: Slot::Primary,
-            ..
-        } => "RegeneratePrimary",
-        Action::Regenerated {
-            slot: Slot::Secondary,
-            ..
-        } => "RegenerateSecondary",
-        Action::SecretRecreated => "SecretRecreated",
-        Action::Revoked => "Revoke",
-    }
-}
-
-/// The Event and condition reason of a problem.
-pub fn problem_reason(problem: &Problem) -> &'static str {
-    match problem {
-        Problem::InvalidSpec(_) => "InvalidSpec",
-        Problem::ConfirmationMismatch(_) => "ConfirmationMismatch",
-        Problem::SecretConflict => "SecretConflict",
-        Problem::SecretDrift(_) => "SecretDrift",
-        Problem::SecretMissing => "SecretMissing",
-        Problem::WriteFailed(_) => "SecretWriteFailed",
-    }
-}
-
 fn problem_message(ks: &DataMinerKeySet, problem: &Problem, applied: &Applied) -> String {
     let secret = ks.secret_name();
     match problem {
@@ -175,22 +130,14 @@ fn readiness(ks: &DataMinerKeySet, applied: &Applied) -> (bool, &'static str, St
         );
     }
     // The most important problem decides; SecretMissing is repaired by this very plan.
-    let order = [
-        "InvalidSpec",
-        "SecretConflict",
-        "SecretWriteFailed",
-        "ConfirmationMismatch",
-        "SecretDrift",
-    ];
-    for reason in order {
-        if let Some(p) = applied
-            .plan
-            .problems
-            .iter()
-            .find(|p| problem_reason(p) == reason)
-        {
-            return (false, reason, problem_message(ks, p, applied));
-        }
+    if let Some(p) = applied
+        .plan
+        .problems
+        .iter()
+        .filter(|p| p.blocks_readiness())
+        .max_by_key(|p| p.severity())
+    {
+        return (false, p.reason(), problem_message(ks, p, applied));
     }
     match applied.held.iter().any(Option::is_some) {
         true => (
@@ -276,7 +223,7 @@ pub fn next_status(ks: &DataMinerKeySet, applied: &Applied) -> DataMinerKeySetSt
             };
             let key = regenerated(applied, action);
             HistoryEntry {
-                action: action_name(action).into(),
+                action: action.name().into(),
                 slot: slot.map(|s| s.name().into()),
                 revision: key.as_ref().map(|h| h.revision),
                 at: Time(now),
@@ -364,8 +311,8 @@ pub fn notices(ks: &DataMinerKeySet, applied: &Applied) -> Vec<Notice> {
         .filter(|&action| *action != Action::SecretRecreated)
         .map(|action| Notice {
             warning: false,
-            reason: event_reason(action),
-            action: action_name(action),
+            reason: action.event_reason(),
+            action: action.name(),
             note: action_note(ks, action, applied),
         })
         .collect();
@@ -374,7 +321,7 @@ pub fn notices(ks: &DataMinerKeySet, applied: &Applied) -> Vec<Notice> {
         .as_ref()
         .and_then(|s| s.conditions.iter().find(|c| c.type_ == READY));
     for problem in &applied.plan.problems {
-        let reason = problem_reason(problem);
+        let reason = problem.reason();
         let message = problem_message(ks, problem, applied);
         let already_reported = !matches!(problem, Problem::SecretMissing)
             && old_ready.is_some_and(|c| c.reason == reason && c.message == message);
@@ -738,6 +685,45 @@ mod tests {
         assert_eq!(
             (n.len(), n[0].reason, n[0].warning),
             (1, "SecretWriteFailed", true)
+        );
+    }
+
+    #[test]
+    fn ready_shows_the_problem_to_fix_first_and_ignores_a_repaired_one() {
+        let ks = keyset();
+        let ready = |problems: Vec<Problem>| {
+            let p = plan(vec![], problems);
+            let st = next_status(
+                &ks,
+                &Applied {
+                    plan: &p,
+                    held: held(1, 1),
+                    secret_uid: None,
+                    now: at(1),
+                },
+            );
+            let c = st
+                .conditions
+                .iter()
+                .find(|c| c.type_ == READY)
+                .unwrap()
+                .clone();
+            (c.status, c.reason)
+        };
+        let drift = Problem::SecretDrift(vec![Slot::Primary]);
+        let mismatch = Problem::ConfirmationMismatch(vec!["spec.revoke"]);
+        let failed = Problem::WriteFailed("refused".into());
+        assert_eq!(
+            ready(vec![drift.clone(), mismatch.clone()]),
+            ("False".into(), "ConfirmationMismatch".into())
+        );
+        assert_eq!(
+            ready(vec![drift, mismatch, failed, Problem::SecretConflict]),
+            ("False".into(), "SecretConflict".into())
+        );
+        assert_eq!(
+            ready(vec![Problem::SecretMissing]),
+            ("True".into(), "KeysReady".into())
         );
     }
 

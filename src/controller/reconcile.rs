@@ -374,13 +374,13 @@ async fn report(ks: &DataMinerKeySet, ctx: &Context, applied: &Applied<'_>) -> R
     }
     for action in &applied.plan.actions {
         log_action(ks, action, applied);
-        ctx.metrics.action(status::action_name(action));
+        ctx.metrics.action(action.name());
     }
     for problem in &applied.plan.problems {
         tracing::warn!(
             namespace = ks.namespace().unwrap_or_default(),
             name = ks.name_any(),
-            problem = status::problem_reason(problem),
+            problem = problem.reason(),
             "key set needs attention"
         );
     }
@@ -429,7 +429,7 @@ fn log_action(ks: &DataMinerKeySet, action: &Action, applied: &Applied) {
     let held = |slot: Slot| applied.held[slot as usize].as_ref();
     let revision = |slot: Slot| held(slot).map(|h| h.revision);
     let fingerprint = |slot: Slot| held(slot).map(|h| h.fingerprint.as_str());
-    let action_name = status::action_name(action);
+    let action_name = action.name();
     match action {
         Action::Regenerated {
             slot,

@@ -105,6 +105,42 @@ pub enum Action {
     Revoked,
 }
 
+impl Action {
+    /// Name in history and log lines.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::KeysCreated => "KeysCreated",
+            Action::Regenerated {
+                slot: Slot::Primary,
+                ..
+            } => "RegeneratePrimary",
+            Action::Regenerated {
+                slot: Slot::Secondary,
+                ..
+            } => "RegenerateSecondary",
+            Action::SecretRecreated => "SecretRecreated",
+            Action::Revoked => "Revoke",
+        }
+    }
+
+    /// Reason of its Event.
+    pub fn event_reason(&self) -> &'static str {
+        match self {
+            Action::KeysCreated => "KeysCreated",
+            Action::Regenerated {
+                slot: Slot::Primary,
+                ..
+            } => "PrimaryKeyRegenerated",
+            Action::Regenerated {
+                slot: Slot::Secondary,
+                ..
+            } => "SecondaryKeyRegenerated",
+            Action::SecretRecreated => "SecretMissing",
+            Action::Revoked => "KeysRevoked",
+        }
+    }
+}
+
 /// Something the operator refuses or reports instead of acting.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Problem {
@@ -128,6 +164,39 @@ pub enum Problem {
 pub struct Held {
     pub revision: i64,
     pub fingerprint: String,
+}
+
+impl Problem {
+    /// Reason of its Event and of the `Ready` condition.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Problem::InvalidSpec(_) => "InvalidSpec",
+            Problem::ConfirmationMismatch(_) => "ConfirmationMismatch",
+            Problem::SecretConflict => "SecretConflict",
+            Problem::SecretDrift(_) => "SecretDrift",
+            Problem::SecretMissing => "SecretMissing",
+            Problem::WriteFailed(_) => "SecretWriteFailed",
+        }
+    }
+
+    /// False for a warning the same plan repairs (a missing Secret is recreated).
+    pub fn blocks_readiness(&self) -> bool {
+        !matches!(self, Problem::SecretMissing)
+    }
+
+    /// Which problem the `Ready` condition shows when there are several: the one the user must
+    /// fix first (a spec that cannot work, then a Secret that is not ours, then a refused write,
+    /// then a request to correct, then drift).
+    pub fn severity(&self) -> u8 {
+        match self {
+            Problem::InvalidSpec(_) => 5,
+            Problem::SecretConflict => 4,
+            Problem::WriteFailed(_) => 3,
+            Problem::ConfirmationMismatch(_) => 2,
+            Problem::SecretDrift(_) => 1,
+            Problem::SecretMissing => 0,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
