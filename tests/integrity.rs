@@ -428,24 +428,8 @@ async fn deleting_a_key_set_with_orphan_propagation_still_destroys_its_keys() {
         .delete("ks", &DeleteParams::orphan())
         .await
         .unwrap();
-    common::eventually(30, "the Secret deleted", || async {
-        e.secrets
-            .get_opt("ks-keys")
-            .await
-            .unwrap()
-            .is_none()
-            .then_some(())
-    })
-    .await;
-    common::eventually(30, "the key set gone", || async {
-        e.keysets
-            .get_opt("ks")
-            .await
-            .unwrap()
-            .is_none()
-            .then_some(())
-    })
-    .await;
+    common::gone(&e.secrets, "ks-keys", "the Secret deleted").await;
+    common::gone(&e.keysets, "ks", "the key set gone").await;
     e.finish().await;
 }
 

@@ -495,15 +495,7 @@ async fn deleting_a_key_set_deletes_its_secret() {
         .await
         .unwrap();
     // The controller owner reference lets kube-controller-manager's garbage collector do it.
-    common::eventually(30, "the Secret to be garbage collected", || async {
-        e.secrets
-            .get_opt("ks-keys")
-            .await
-            .unwrap()
-            .is_none()
-            .then_some(())
-    })
-    .await;
+    common::gone(&e.secrets, "ks-keys", "the Secret to be garbage collected").await;
     e.finish().await;
 }
 

@@ -95,6 +95,17 @@ where
     }
 }
 
+/// Waits (at most 30 s) until `name` no longer exists.
+pub async fn gone<K>(api: &Api<K>, name: &str, what: &str)
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    eventually(30, what, || async {
+        api.get_opt(name).await.unwrap().is_none().then_some(())
+    })
+    .await
+}
+
 /// The key set once its status satisfies `pred`.
 pub async fn keyset_where(
     api: &Api<DataMinerKeySet>,
