@@ -328,18 +328,6 @@ async fn a_secret_with_a_forged_owner_reference_is_not_adopted() {
     e.finish().await;
 }
 
-/// Restarts the operator with a crash hook, lets `act` trigger the write, waits for the crash,
-/// then restarts it normally.
-async fn crash_after_secret_write<F: std::future::Future<Output = ()>>(e: &mut Env, act: F) {
-    e.operator.stop();
-    e.operator
-        .restart_once_with_env(&[("DMK_CRASH_AFTER", "secret-write")]);
-    act.await;
-    let status = e.operator.wait_exit(30);
-    assert!(!status.success(), "the crash hook aborts: {status}");
-    e.operator.restart();
-}
-
 // Item 8: a request raised before the previous rotation's status write keeps both in history.
 #[tokio::test]
 async fn a_rotation_found_after_a_crash_is_recorded_even_when_a_newer_request_follows() {
@@ -348,14 +336,14 @@ async fn a_rotation_found_after_a_crash_is_recorded_even_when_a_newer_request_fo
     e.ready("ks").await;
     e.ledger.record(&e.secrets.get("ks-keys").await.unwrap());
     let keysets = e.keysets.clone();
-    crash_after_secret_write(&mut e, async {
-        apply(&keysets, &with_request(org_keyset("ks"), "primary", 2))
-            .await
-            .unwrap();
-    })
-    .await;
-    // The newer request arrives while the crashed operator is still down... then it restarts.
-    e.operator.kill();
+    e.operator
+        .crash_after_secret_write(async {
+            apply(&keysets, &with_request(org_keyset("ks"), "primary", 2))
+                .await
+                .unwrap();
+        })
+        .await;
+    // The newer request arrives while the crashed operator is still down, then it restarts.
     apply(&e.keysets, &with_request(org_keyset("ks"), "primary", 3))
         .await
         .unwrap();
@@ -387,13 +375,15 @@ async fn a_recreation_found_after_a_crash_is_recorded_as_a_recreation() {
     e.ready("ks").await;
     e.ledger.record(&e.secrets.get("ks-keys").await.unwrap());
     let secrets = e.secrets.clone();
-    crash_after_secret_write(&mut e, async {
-        secrets
-            .delete("ks-keys", &DeleteParams::default())
-            .await
-            .unwrap();
-    })
-    .await;
+    e.operator
+        .crash_after_secret_write(async {
+            secrets
+                .delete("ks-keys", &DeleteParams::default())
+                .await
+                .unwrap();
+        })
+        .await;
+    e.operator.restart();
     let ks = keyset_where(&e.keysets, "ks", "revisions 2/2", |k| {
         is_ready(k) && revisions(k) == (2, 2)
     })

@@ -112,6 +112,17 @@ impl Operator {
         self.extra_env = saved;
     }
 
+    /// A real crash between two writes: restarts the process with `DMK_CRASH_AFTER=secret-write`,
+    /// lets `act` trigger a Secret write, and waits for the abort that follows it. The process
+    /// stays down; the caller restarts it (after looking at what the crash left, if it likes).
+    pub async fn crash_after_secret_write(&mut self, act: impl std::future::Future<Output = ()>) {
+        self.stop();
+        self.restart_once_with_env(&[("DMK_CRASH_AFTER", "secret-write")]);
+        act.await;
+        let status = self.wait_exit(30);
+        assert!(!status.success(), "the crash hook aborts: {status}");
+    }
+
     /// Waits for the process to exit by itself (a crash hook), at most `secs` seconds.
     pub fn wait_exit(&mut self, secs: u64) -> std::process::ExitStatus {
         let deadline = std::time::Instant::now() + Duration::from_secs(secs);
