@@ -171,6 +171,25 @@ async fn the_admin_workflows_from_the_terminal() {
     // show prints exactly the key; copy never does.
     let (code, out, _) = p.run(&["show", "ks", "secondary"]);
     assert_eq!((code, out.trim()), (0, secondary.as_str()));
+    // Tracing on (every level): the API calls show, the key does not, raw or as the API sends it.
+    let traced = Command::new(PLUGIN)
+        .args(p.args(&["show", "ks", "secondary"]))
+        .env("RUST_LOG", "trace")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let (code, out, err) = decode(traced);
+    assert_eq!((code, out.trim()), (0, secondary.as_str()));
+    assert!(
+        err.contains("secret") && err.contains("name=\"ks-keys\""),
+        "{err}"
+    );
+    for leak in [
+        secondary.clone(),
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &secondary),
+    ] {
+        assert!(!err.contains(&leak), "the key is in the trace output");
+    }
     let (code, text) = p.run_in_pty(&["copy", "ks"], "");
     assert_eq!(code, 0, "{text}");
     assert!(text.contains("Copied the primary key of ks"), "{text}");

@@ -41,6 +41,11 @@ impl DataMinerKeySet {
             .and_then(|s| s.name.clone())
             .unwrap_or_else(|| format!("{}{DEFAULT_SECRET_SUFFIX}", self.name_any()))
     }
+
+    /// What status records for `slot`, if there is a status.
+    pub fn recorded(&self, slot: Slot) -> Option<&KeyStatus> {
+        self.status.as_ref()?.slot(slot)
+    }
 }
 
 impl DataMinerKeySetSpec {
