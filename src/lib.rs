@@ -12,15 +12,20 @@
 //! - [`proof`]: the operator's proof that it wrote a key value; imports `api`, `keys`.
 //! - [`secret`]: the Secret's shape, written and read back for the plan (pure); imports `api`,
 //!   `keys`, `plan`, `proof`.
-//! - [`status`]: status, Events and log notes from what was applied (pure); imports `api`, `plan`.
+//! - [`status`]: the next status, readiness, and the Events and words that report what was
+//!   applied (pure); imports `api`, `plan`.
 //! - [`error`], [`metrics`], [`http`], [`leader`]: the error type and the process around it.
-//! - [`controller`]: the thin layer that reads, applies the plan and writes status; imports all
-//!   of the above.
-//! - [`plugin`]: `kubectl dmkeys`; imports only `api` and `keys` (*checked*).
+//! - [`controller`]: the thin layer that runs one reconcile as named steps (observe -> plan ->
+//!   apply -> report -> write status); imports all of the above.
+//! - [`plugin`]: `kubectl dmkeys`, one function per subcommand; imports only `api` and `keys`
+//!   (*checked*).
+//! - `fixtures` (tests only): the builders the unit tests of `plan` and `status` share.
 
 pub mod api;
 pub mod controller;
 pub mod error;
+#[cfg(test)]
+mod fixtures;
 pub mod http;
 pub mod keys;
 pub mod leader;

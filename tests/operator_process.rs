@@ -7,6 +7,7 @@ use common::{
 };
 use dataminer_keys_operator::api::DataMinerKeySet;
 use kube::Api;
+use serde_json::json;
 use std::time::Duration;
 
 #[tokio::test]
@@ -72,6 +73,13 @@ async fn every_action_is_one_structured_log_line_without_the_key() {
         .expect("a RegenerateSecondary line");
     assert_eq!(regenerate["namespace"], e.ns.as_str());
     assert_eq!(regenerate["name"], "ks");
+    // It is logged inside the reconcile span, which names the key set for every line in it.
+    let span = &regenerate["span"];
+    assert_eq!(
+        (&span["name"], &span["namespace"], &span["keyset"]),
+        (&json!("reconcile"), &json!(e.ns), &json!("ks")),
+        "{regenerate}"
+    );
     assert_eq!(regenerate["slot"], "secondary");
     assert_eq!(regenerate["revision"], 4);
     let fp = &ks

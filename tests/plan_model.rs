@@ -373,13 +373,14 @@ impl World {
             return Ok(());
         }
         let applied = Applied {
-            plan: &plan,
+            plan,
             held,
             secret_uid,
             now: Timestamp::UNIX_EPOCH,
         };
         let next = next_status(&self.ks, &applied);
         self.ks.status = Some(next.clone());
+        let plan = applied.plan;
 
         if self.revoke_confirmed || was_revoked {
             prop_assert!(next.revoked_at.is_some(), "revocation did not go through");

@@ -1,7 +1,13 @@
 //! Wiring: the shared context, the watches, and the controller loop.
 
+mod apply;
 mod backoff;
+mod calls;
+mod destroy;
+mod observe;
 mod reconcile;
+mod report;
+mod write_status;
 
 use std::sync::Arc;
 
@@ -18,7 +24,8 @@ use kube::{
     },
 };
 
-pub use reconcile::{FINALIZER, REQUEST_TIMEOUT, error_policy, reconcile};
+pub use calls::REQUEST_TIMEOUT;
+pub use reconcile::{FINALIZER, error_policy, reconcile};
 
 use crate::{
     api::DataMinerKeySet,

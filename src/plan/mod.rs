@@ -14,9 +14,19 @@
 //! proof go in one request). A crash after the Secret write therefore records the rotation it
 //! finds instead of redoing it; a Secret set back to an older state is drift, never a reason to
 //! generate again.
-use crate::api::{DataMinerKeySetSpec, DataMinerKeySetStatus};
+//!
+//! Files: this one holds the types and [`plan`]; `trust` decides whose a Secret is and which
+//! values count; `validate` checks the spec again.
+
+mod trust;
+mod validate;
 
 pub use crate::api::Slot;
+pub use trust::is_operators;
+pub use validate::validate;
+
+use crate::api::{DataMinerKeySetSpec, DataMinerKeySetStatus};
+use trust::{Ownership, Trust, ownership, trust};
 
 /// What one slot of the Secret holds.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -88,7 +98,7 @@ pub enum SecretWrite {
 
 /// An audited action: becomes an Event, a history entry and a log line.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Action {
+pub enum Change {
     /// First keys of the set.
     KeysCreated,
     /// A requested regeneration of one slot, to `revision`. `found` is the fingerprint of a key
@@ -105,38 +115,38 @@ pub enum Action {
     Revoked,
 }
 
-impl Action {
+impl Change {
     /// Name in history and log lines.
     pub fn name(&self) -> &'static str {
         match self {
-            Action::KeysCreated => "KeysCreated",
-            Action::Regenerated {
+            Change::KeysCreated => "KeysCreated",
+            Change::Regenerated {
                 slot: Slot::Primary,
                 ..
             } => "RegeneratePrimary",
-            Action::Regenerated {
+            Change::Regenerated {
                 slot: Slot::Secondary,
                 ..
             } => "RegenerateSecondary",
-            Action::SecretRecreated => "SecretRecreated",
-            Action::Revoked => "Revoke",
+            Change::SecretRecreated => "SecretRecreated",
+            Change::Revoked => "Revoke",
         }
     }
 
     /// Reason of its Event.
     pub fn event_reason(&self) -> &'static str {
         match self {
-            Action::KeysCreated => "KeysCreated",
-            Action::Regenerated {
+            Change::KeysCreated => "KeysCreated",
+            Change::Regenerated {
                 slot: Slot::Primary,
                 ..
             } => "PrimaryKeyRegenerated",
-            Action::Regenerated {
+            Change::Regenerated {
                 slot: Slot::Secondary,
                 ..
             } => "SecondaryKeyRegenerated",
-            Action::SecretRecreated => "SecretMissing",
-            Action::Revoked => "KeysRevoked",
+            Change::SecretRecreated => "SecretMissing",
+            Change::Revoked => "KeysRevoked",
         }
     }
 }
@@ -152,7 +162,7 @@ pub enum Problem {
     SecretConflict,
     /// A slot's value is not the key the operator recorded (changed, removed, or set back).
     SecretDrift(Vec<Slot>),
-    /// Warning that accompanies [`Action::SecretRecreated`].
+    /// Warning that accompanies [`Change::SecretRecreated`].
     SecretMissing,
     /// The API server refused a write, or did not answer in time (set by the apply layer; the
     /// text carries the server's reason).
@@ -203,7 +213,7 @@ impl Problem {
 pub struct Plan {
     pub write: SecretWrite,
     /// Actions this plan performs, or finds performed but not yet recorded, oldest first.
-    pub actions: Vec<Action>,
+    pub changes: Vec<Change>,
     pub problems: Vec<Problem>,
     /// The key set is (or becomes, by this plan) revoked.
     pub revoked: bool,
@@ -219,138 +229,12 @@ impl Plan {
     fn idle() -> Plan {
         Plan {
             write: SecretWrite::None,
-            actions: Vec::new(),
+            changes: Vec::new(),
             problems: Vec::new(),
             revoked: false,
             secret_uid: None,
             holds: [None, None],
         }
-    }
-}
-
-/// Rules the CRD enforces at admission, checked again for clusters where they were bypassed,
-/// and everything the API server would refuse to write later.
-pub fn validate(input: &PlanInput) -> Result<(), String> {
-    use crate::api::{MAX_LABEL_VALUE, is_label_value, is_qualified_name};
-    let spec = input.spec;
-    if input.name.len() > MAX_LABEL_VALUE {
-        return Err(format!(
-            "metadata.name must be at most {MAX_LABEL_VALUE} characters: it is the value of the keys.dataminer.services/keyset label on the Secret"
-        ));
-    }
-    let label = spec.label.as_str();
-    if label.is_empty() || label.chars().count() > 100 {
-        return Err("spec.label must be 1 to 100 characters".into());
-    }
-    if label.trim() != label {
-        return Err("spec.label must not start or end with whitespace".into());
-    }
-    match (&spec.scope.organization, &spec.scope.system) {
-        (Some(_), Some(_)) | (None, None) => {
-            return Err("spec.scope needs exactly one of organization or system".into());
-        }
-        (Some(_), None) if spec.permissions.is_empty() => {
-            return Err("an organization key set needs at least one permission".into());
-        }
-        (None, Some(_)) if !spec.permissions.is_empty() => {
-            return Err("a system key set takes no permissions".into());
-        }
-        _ => {}
-    }
-    let mut perms = spec.permissions.clone();
-    perms.sort();
-    if perms.windows(2).any(|w| w[0] == w[1]) {
-        return Err("spec.permissions lists a permission twice".into());
-    }
-    let names = spec.data_key_names();
-    if names[0] == names[1] {
-        return Err("spec.secret.primaryKeyName and secondaryKeyName must differ".into());
-    }
-    if let Some(s) = &spec.secret {
-        if let Some(k) = s.labels.keys().find(|k| !is_qualified_name(k)) {
-            return Err(format!("spec.secret.labels has an invalid key {k:?}"));
-        }
-        if let Some((k, _)) = s.labels.iter().find(|(_, v)| !is_label_value(v)) {
-            return Err(format!("spec.secret.labels has an invalid value for {k:?}"));
-        }
-        if let Some(k) = s.annotations.keys().find(|k| !is_qualified_name(k)) {
-            return Err(format!("spec.secret.annotations has an invalid key {k:?}"));
-        }
-    }
-    if let Some(recorded) = &input.status.secret_name
-        && recorded != input.secret_name
-    {
-        return Err(format!(
-            "spec.secret.name is immutable: the keys live in Secret {recorded}, the spec now names {}",
-            input.secret_name
-        ));
-    }
-    Ok(())
-}
-
-/// Whose a Secret of the key set's name is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Ownership {
-    /// The one recorded in status.
-    Recorded,
-    /// Written by the operator just before a crash, not yet in status: the first keys of the
-    /// set, or the recreation of a deleted Secret.
-    Unrecorded,
-    /// Anyone else's.
-    Foreign,
-}
-
-fn ownership(status: &DataMinerKeySetStatus, uid: &str, slots: &[SlotSeen; 2]) -> Ownership {
-    if status.secret_uid.as_deref() == Some(uid) {
-        return Ownership::Recorded;
-    }
-    // Only the operator can prove values; both proven above what status records means the
-    // operator wrote this Secret after its last status write.
-    let proven_above_record = Slot::BOTH.iter().all(|&slot| {
-        let proven = slots[slot.index()].proven;
-        match status.slot(slot) {
-            Some(k) => proven.is_some_and(|r| r > k.revision),
-            None => proven.is_some(),
-        }
-    });
-    if proven_above_record {
-        Ownership::Unrecorded
-    } else {
-        Ownership::Foreign
-    }
-}
-
-/// True when the Secret seen is the operator's own (recorded, or written just before a crash).
-pub fn is_operators(status: &DataMinerKeySetStatus, seen: &SecretSeen) -> bool {
-    match seen {
-        SecretSeen::Absent => false,
-        SecretSeen::Present { uid, slots, .. } => {
-            ownership(status, uid, slots) != Ownership::Foreign
-        }
-    }
-}
-
-/// How far a slot of the operator's Secret can be trusted.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Trust {
-    /// The recorded key, at this revision.
-    Recorded(i64),
-    /// A key the operator wrote after the record (a crash before the status write).
-    Found { revision: i64, fingerprint: String },
-    /// Not the recorded key, and nothing shows the operator wrote it.
-    Drift,
-}
-
-fn trust(seen: &SlotSeen, recorded: Option<&crate::api::KeyStatus>) -> Trust {
-    match (&seen.fingerprint, seen.proven, recorded) {
-        (Some(fp), Some(r), Some(k)) if r == k.revision && *fp == k.fingerprint => {
-            Trust::Recorded(r)
-        }
-        (Some(fp), Some(r), k) if k.is_none_or(|k| r > k.revision) => Trust::Found {
-            revision: r,
-            fingerprint: fp.clone(),
-        },
-        _ => Trust::Drift,
     }
 }
 
@@ -380,7 +264,7 @@ pub fn plan(input: &PlanInput) -> Plan {
         .is_some_and(|r| r.confirm_label == spec.label)
     {
         plan.revoked = true;
-        plan.actions.push(Action::Revoked);
+        plan.changes.push(Change::Revoked);
         if ours {
             plan.write = SecretWrite::Delete;
         }
@@ -456,9 +340,9 @@ pub fn plan(input: &PlanInput) -> Plan {
             plan.write = SecretWrite::Create { slots };
             if created_before {
                 plan.problems.push(Problem::SecretMissing);
-                plan.actions.push(Action::SecretRecreated);
+                plan.changes.push(Change::SecretRecreated);
             } else {
-                plan.actions.push(Action::KeysCreated);
+                plan.changes.push(Change::KeysCreated);
             }
         }
         Some(_) => {
@@ -467,9 +351,9 @@ pub fn plan(input: &PlanInput) -> Plan {
             if unrecorded {
                 if status.primary.is_some() || status.secondary.is_some() {
                     plan.problems.push(Problem::SecretMissing);
-                    plan.actions.push(Action::SecretRecreated);
+                    plan.changes.push(Change::SecretRecreated);
                 } else {
-                    plan.actions.push(Action::KeysCreated);
+                    plan.changes.push(Change::KeysCreated);
                 }
             }
             let mut drift = Vec::new();
@@ -496,14 +380,14 @@ pub fn plan(input: &PlanInput) -> Plan {
                 } = &trust
                 {
                     // Rotated on the Secret, not yet in status: record it, never redo it.
-                    plan.actions.push(Action::Regenerated {
+                    plan.changes.push(Change::Regenerated {
                         slot,
                         revision: *revision,
                         found: Some(fingerprint.clone()),
                     });
                 }
                 if let Some(revision) = requested(slot) {
-                    generated.push(Action::Regenerated {
+                    generated.push(Change::Regenerated {
                         slot,
                         revision,
                         found: None,
@@ -536,7 +420,7 @@ pub fn plan(input: &PlanInput) -> Plan {
                         && seen.revision == Some(kept.revision())
                         && seen.proven == Some(kept.revision())
                 });
-                plan.actions.extend(generated);
+                plan.changes.extend(generated);
                 if !in_sync || !layout_in_sync {
                     plan.write = SecretWrite::Update { slots };
                 }

@@ -3,74 +3,10 @@
 use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
 
 use super::*;
-use crate::api::{
-    KeyStatus, OrganizationScope, Permission, RegenerateRequest, RegenerateSpec, RevokeSpec, Scope,
-    SystemScope,
+use crate::{
+    api::{Permission, Scope, SystemScope},
+    fixtures::{LABEL, spec, status, with_request, with_revoke},
 };
-
-const LABEL: &str = "CI pipeline";
-
-fn spec() -> DataMinerKeySetSpec {
-    DataMinerKeySetSpec {
-        label: LABEL.into(),
-        scope: Scope {
-            organization: Some(OrganizationScope {
-                name: "skyline".into(),
-            }),
-            system: None,
-        },
-        permissions: vec![Permission::RegisterCatalogItems],
-        key_format: Default::default(),
-        secret: None,
-        regenerate: None,
-        revoke: None,
-    }
-}
-
-fn with_request(
-    mut s: DataMinerKeySetSpec,
-    slot: Slot,
-    revision: i64,
-    confirm: &str,
-) -> DataMinerKeySetSpec {
-    let r = s.regenerate.get_or_insert_with(RegenerateSpec::default);
-    let req = Some(RegenerateRequest {
-        revision,
-        confirm_label: confirm.into(),
-    });
-    match slot {
-        Slot::Primary => r.primary = req,
-        Slot::Secondary => r.secondary = req,
-    }
-    s
-}
-
-fn with_revoke(mut s: DataMinerKeySetSpec, confirm: &str) -> DataMinerKeySetSpec {
-    s.revoke = Some(RevokeSpec {
-        confirm_label: confirm.into(),
-    });
-    s
-}
-
-fn key(revision: i64, fp: &str) -> KeyStatus {
-    KeyStatus {
-        revision,
-        generated_at: Time(Timestamp::UNIX_EPOCH),
-        fingerprint: fp.into(),
-    }
-}
-
-/// Status after keys were created: primary `p` at `p_rev`, secondary `s` at `s_rev`, in the
-/// Secret with uid `uid-1`.
-fn status(p_rev: i64, p: &str, s_rev: i64, s: &str) -> DataMinerKeySetStatus {
-    DataMinerKeySetStatus {
-        secret_name: Some("ks-keys".into()),
-        secret_uid: Some("uid-1".into()),
-        primary: Some(key(p_rev, p)),
-        secondary: Some(key(s_rev, s)),
-        ..Default::default()
-    }
-}
 
 /// One slot as seen: revision annotation, value fingerprint, revision the proof verifies at.
 fn slot(revision: Option<i64>, fp: Option<&str>, proven: Option<i64>) -> SlotSeen {
@@ -127,7 +63,7 @@ fn assert_idle(p: &Plan) {
     assert_eq!(
         (
             &p.write,
-            p.actions.as_slice(),
+            p.changes.as_slice(),
             p.problems.as_slice(),
             p.revoked
         ),
@@ -148,7 +84,7 @@ fn a_new_key_set_gets_two_new_keys_at_revision_1() {
             slots: [GEN(1), GEN(1)]
         }
     );
-    assert_eq!(p.actions, vec![Action::KeysCreated]);
+    assert_eq!(p.changes, vec![Change::KeysCreated]);
     assert!(p.problems.is_empty());
 }
 
@@ -162,7 +98,7 @@ fn a_new_key_set_with_a_request_starts_at_the_requested_revision() {
             slots: [GEN(3), GEN(1)]
         }
     );
-    assert_eq!(p.actions, vec![Action::KeysCreated]);
+    assert_eq!(p.changes, vec![Change::KeysCreated]);
 }
 
 #[test]
@@ -184,7 +120,7 @@ fn a_secret_out_of_layout_is_rewritten_with_the_same_keys() {
             slots: [KEEP(1), KEEP(1)]
         }
     );
-    assert!(p.actions.is_empty());
+    assert!(p.changes.is_empty());
 }
 
 #[test]
@@ -207,7 +143,7 @@ fn a_missing_revision_annotation_is_written_back_without_new_keys() {
             slots: [KEEP(1), KEEP(1)]
         }
     );
-    assert!(p.actions.is_empty() && p.problems.is_empty());
+    assert!(p.changes.is_empty() && p.problems.is_empty());
 }
 
 #[test]
@@ -220,7 +156,7 @@ fn regenerating_the_primary_leaves_the_secondary_alone() {
             slots: [GEN(2), KEEP(1)]
         }
     );
-    assert_eq!(p.actions, vec![regenerated(Slot::Primary, 2)]);
+    assert_eq!(p.changes, vec![regenerated(Slot::Primary, 2)]);
 }
 
 #[test]
@@ -233,7 +169,7 @@ fn regenerating_the_secondary_leaves_the_primary_alone() {
             slots: [KEEP(1), GEN(2)]
         }
     );
-    assert_eq!(p.actions, vec![regenerated(Slot::Secondary, 2)]);
+    assert_eq!(p.changes, vec![regenerated(Slot::Secondary, 2)]);
 }
 
 #[test]
@@ -246,7 +182,7 @@ fn a_revision_that_skips_ahead_is_one_regeneration() {
             slots: [GEN(5), KEEP(1)]
         }
     );
-    assert_eq!(p.actions.len(), 1);
+    assert_eq!(p.changes.len(), 1);
 }
 
 #[test]
@@ -281,8 +217,8 @@ fn a_rotation_written_before_a_crash_is_recorded_not_redone() {
     );
     assert_eq!(p.write, SecretWrite::None);
     assert_eq!(
-        p.actions,
-        vec![Action::Regenerated {
+        p.changes,
+        vec![Change::Regenerated {
             slot: Slot::Primary,
             revision: 2,
             found: Some("c".into())
@@ -299,7 +235,7 @@ fn a_rotation_written_before_a_crash_is_recorded_not_redone() {
 fn keys_created_before_a_crash_are_recorded_not_regenerated() {
     let p = run(&spec(), &Default::default(), steady());
     assert_eq!(p.write, SecretWrite::None);
-    assert_eq!(p.actions, vec![Action::KeysCreated]);
+    assert_eq!(p.changes, vec![Change::KeysCreated]);
 }
 
 #[test]
@@ -307,7 +243,7 @@ fn a_mismatched_confirmation_changes_nothing() {
     let s = with_request(spec(), Slot::Primary, 2, "CI pipelin");
     let p = run(&s, &status(1, "a", 1, "b"), steady());
     assert_eq!(p.write, SecretWrite::None);
-    assert!(p.actions.is_empty());
+    assert!(p.changes.is_empty());
     assert_eq!(
         p.problems,
         vec![Problem::ConfirmationMismatch(vec![
@@ -326,7 +262,7 @@ fn one_mismatch_blocks_every_pending_request_of_the_spec() {
     );
     let p = run(&s, &status(1, "a", 1, "b"), steady());
     assert_eq!(p.write, SecretWrite::None);
-    assert!(p.actions.is_empty());
+    assert!(p.changes.is_empty());
     assert_eq!(
         p.problems,
         vec![Problem::ConfirmationMismatch(vec![
@@ -351,7 +287,7 @@ fn a_confirmed_revoke_deletes_the_owned_secret() {
     let s = with_revoke(spec(), LABEL);
     let p = run(&s, &status(1, "a", 1, "b"), steady());
     assert_eq!(p.write, SecretWrite::Delete);
-    assert_eq!(p.actions, vec![Action::Revoked]);
+    assert_eq!(p.changes, vec![Change::Revoked]);
     assert!(p.revoked);
 }
 
@@ -360,7 +296,7 @@ fn a_confirmed_revoke_wins_over_pending_regenerations() {
     let s = with_revoke(with_request(spec(), Slot::Primary, 9, LABEL), LABEL);
     let p = run(&s, &status(1, "a", 1, "b"), steady());
     assert_eq!(p.write, SecretWrite::Delete);
-    assert_eq!(p.actions, vec![Action::Revoked]);
+    assert_eq!(p.changes, vec![Change::Revoked]);
 }
 
 #[test]
@@ -368,7 +304,7 @@ fn a_revoke_after_the_secret_is_gone_is_recorded() {
     let s = with_revoke(spec(), LABEL);
     let p = run(&s, &status(1, "a", 1, "b"), SecretSeen::Absent);
     assert_eq!(p.write, SecretWrite::None);
-    assert_eq!(p.actions, vec![Action::Revoked]);
+    assert_eq!(p.changes, vec![Change::Revoked]);
     assert!(p.revoked);
 }
 
@@ -384,7 +320,7 @@ fn a_revoked_key_set_never_gets_keys_again() {
     ] {
         let p = run(&s, &st, SecretSeen::Absent);
         assert_eq!(p.write, SecretWrite::None);
-        assert!(p.actions.is_empty() && p.revoked);
+        assert!(p.changes.is_empty() && p.revoked);
         assert_eq!(run(&s, &st, foreign()).write, SecretWrite::None);
         assert_eq!(run(&s, &st, steady()).write, SecretWrite::Delete);
     }
@@ -411,7 +347,7 @@ fn a_foreign_secret_is_never_touched() {
             foreign(),
         );
         assert_eq!(p.write, SecretWrite::None);
-        assert!(p.actions.is_empty());
+        assert!(p.changes.is_empty());
         assert_eq!(p.problems, vec![Problem::SecretConflict]);
     }
 }
@@ -425,7 +361,7 @@ fn a_deleted_secret_is_recreated_with_new_keys_one_revision_up() {
             slots: [GEN(3), GEN(2)]
         }
     );
-    assert_eq!(p.actions, vec![Action::SecretRecreated]);
+    assert_eq!(p.changes, vec![Change::SecretRecreated]);
     assert_eq!(p.problems, vec![Problem::SecretMissing]);
 }
 
@@ -433,7 +369,7 @@ fn a_deleted_secret_is_recreated_with_new_keys_one_revision_up() {
 fn a_tampered_key_is_reported_not_rotated() {
     let p = run(&spec(), &status(1, "a", 1, "b"), tampered());
     assert_eq!(p.write, SecretWrite::None);
-    assert!(p.actions.is_empty());
+    assert!(p.changes.is_empty());
     assert_eq!(p.problems, vec![Problem::SecretDrift(vec![Slot::Primary])]);
 }
 
@@ -459,7 +395,7 @@ fn a_removed_key_is_drift_and_blocks_writes_until_regenerated() {
         seen.clone(),
     );
     assert_eq!(p.write, SecretWrite::None);
-    assert!(p.actions.is_empty(), "never half-applied: {:?}", p.actions);
+    assert!(p.changes.is_empty(), "never half-applied: {:?}", p.changes);
     assert_eq!(p.problems, vec![Problem::SecretDrift(vec![Slot::Primary])]);
 
     let s = with_request(spec(), Slot::Primary, 2, LABEL);
@@ -529,8 +465,8 @@ fn a_changed_secret_name_is_refused() {
     assert!(matches!(p.problems.as_slice(), [Problem::InvalidSpec(m)] if m.contains("immutable")));
 }
 
-fn regenerated(slot: Slot, revision: i64) -> Action {
-    Action::Regenerated {
+fn regenerated(slot: Slot, revision: i64) -> Change {
+    Change::Regenerated {
         slot,
         revision,
         found: None,
@@ -587,7 +523,7 @@ fn a_raised_revision_annotation_is_put_back_not_recorded() {
             slots: [KEEP(1), KEEP(1)]
         }
     );
-    assert!(p.actions.is_empty() && p.problems.is_empty(), "{p:?}");
+    assert!(p.changes.is_empty() && p.problems.is_empty(), "{p:?}");
     // And it does not hide a real request either.
     let seen = present(
         "uid-1",
@@ -625,12 +561,12 @@ fn a_lowered_annotation_or_an_old_value_never_regenerates() {
             slots: [KEEP(2), KEEP(1)]
         }
     );
-    assert!(p.actions.is_empty() && p.problems.is_empty());
+    assert!(p.changes.is_empty() && p.problems.is_empty());
     // A backup of revision 1 was restored: the operator's own old key, but not the recorded one.
     let restored = owned(Some(1), Some("a"), Some(1), Some("b"));
     let p = run(&s, &status(2, "c", 1, "b"), restored.clone());
     assert_eq!(p.write, SecretWrite::None);
-    assert!(p.actions.is_empty());
+    assert!(p.changes.is_empty());
     assert_eq!(p.problems, vec![Problem::SecretDrift(vec![Slot::Primary])]);
     // Only a higher request repairs it.
     let p = run(
@@ -652,7 +588,7 @@ fn only_the_recorded_uid_or_proofs_make_a_secret_the_operators() {
     for st in [DataMinerKeySetStatus::default(), status(1, "a", 1, "b")] {
         let p = run(&spec(), &st, foreign());
         assert_eq!(p.problems, vec![Problem::SecretConflict], "{st:?}");
-        assert!(p.actions.is_empty() && p.write == SecretWrite::None);
+        assert!(p.changes.is_empty() && p.write == SecretWrite::None);
     }
     // The recorded Secret replaced by a copy of it: the same proven values, another uid.
     let copy = present(
@@ -678,7 +614,7 @@ fn a_recreation_written_before_a_crash_is_recorded_as_one() {
     );
     let p = run(&spec(), &status(1, "a", 1, "b"), recreated);
     assert_eq!(p.write, SecretWrite::None);
-    assert_eq!(p.actions, vec![Action::SecretRecreated]);
+    assert_eq!(p.changes, vec![Change::SecretRecreated]);
     assert_eq!(p.problems, vec![Problem::SecretMissing]);
     assert_eq!(p.secret_uid.as_deref(), Some("uid-2"));
     assert_eq!(p.holds[1].as_ref().map(|h| h.revision), Some(2));
@@ -700,9 +636,9 @@ fn a_found_rotation_is_recorded_before_a_newer_one() {
         }
     );
     assert_eq!(
-        p.actions,
+        p.changes,
         vec![
-            Action::Regenerated {
+            Change::Regenerated {
                 slot: Slot::Primary,
                 revision: 2,
                 found: Some("c".into())
@@ -719,7 +655,7 @@ fn revocation_goes_through_a_spec_the_controller_refuses() {
     s.permissions.push(Permission::RegisterCatalogItems);
     let p = run(&s, &status(1, "a", 1, "b"), steady());
     assert_eq!(p.write, SecretWrite::Delete);
-    assert_eq!(p.actions, vec![Action::Revoked]);
+    assert_eq!(p.changes, vec![Change::Revoked]);
     // But never another's Secret.
     let p = run(&s, &status(1, "a", 1, "b"), foreign());
     assert_eq!(p.write, SecretWrite::None);

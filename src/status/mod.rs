@@ -1,22 +1,37 @@
-//! Status, Events and log lines computed from what was applied. Pure: the time is an input.
+//! Status computed from what was applied, and the Events and words that report it. Pure: the
+//! time is an input.
+//!
+//! - this file: the next status (keys, history, conditions) and readiness;
+//! - [`notices`]: the Events to publish;
+//! - [`messages`]: what each problem and change says.
+//!
+//! [`Applied`] is this layer's input. The controller's apply step builds it; it is defined here
+//! because status sits below the controller and may not import it.
+
+mod messages;
+mod notices;
 
 use k8s_openapi::{
     apimachinery::pkg::apis::meta::v1::{Condition, Time},
     jiff::Timestamp,
 };
 
+pub use notices::{Notice, notices};
+
 use crate::{
     api::{DataMinerKeySet, DataMinerKeySetStatus, HistoryEntry, KeyStatus, READY, REVOKED},
-    plan::{Action, Held, Plan, Problem, Slot},
+    plan::{Change, Held, Plan, Slot},
 };
+use messages::{describe, problem_message, regenerated};
 
 /// History entries kept in status, newest first.
 pub const HISTORY_LIMIT: usize = 20;
 
-/// The outcome of applying a plan.
+/// The outcome of applying a plan: the plan as carried out (a failed write removes its
+/// changes and adds the failure), and what the Secret holds afterwards.
 #[derive(Clone, Debug)]
-pub struct Applied<'a> {
-    pub plan: &'a Plan,
+pub struct Applied {
+    pub plan: Plan,
     /// The key the operator's Secret now holds per slot; `None` where there is none the
     /// operator vouches for (status keeps its record then).
     pub held: [Option<Held>; 2],
@@ -25,98 +40,10 @@ pub struct Applied<'a> {
     pub now: Timestamp,
 }
 
-/// A Kubernetes Event to publish: (`Normal` or `Warning`, reason, note).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Notice {
-    pub warning: bool,
-    pub reason: &'static str,
-    pub action: &'static str,
-    pub note: String,
-}
-
-fn slot_held<'a>(applied: &'a Applied<'a>, slot: Slot) -> Option<&'a Held> {
-    applied.held[slot as usize].as_ref()
-}
-
-fn describe(held: Option<&Held>) -> String {
-    match held {
-        Some(h) => format!("revision {} ({})", h.revision, h.fingerprint),
-        None => "unknown revision".into(),
-    }
-}
-
-fn problem_message(ks: &DataMinerKeySet, problem: &Problem, applied: &Applied) -> String {
-    let secret = ks.secret_name();
-    match problem {
-        Problem::InvalidSpec(m) => format!("invalid spec, nothing was changed: {m}"),
-        Problem::ConfirmationMismatch(fields) => format!(
-            "{} confirmLabel does not match spec.label, so no pending request was applied; set confirmLabel to \"{}\"",
-            fields.join(" and "),
-            ks.spec.label
-        ),
-        Problem::SecretConflict => format!(
-            "Secret {secret} exists and is not owned by this key set; it was left untouched. Delete or rename that Secret, or create the key set with another spec.secret.name"
-        ),
-        Problem::SecretDrift(slots) => {
-            let names: Vec<&str> = slots.iter().map(|s| s.name()).collect();
-            format!(
-                "the {} key in Secret {secret} is not the key the operator recorded (changed, removed or set back outside the operator); it was not rotated silently, and nothing in the Secret is written until you raise spec.regenerate.{}.revision to issue a new key",
-                names.join(" and "),
-                names[0]
-            )
-        }
-        Problem::SecretMissing => format!(
-            "Secret {secret} was deleted; its keys are gone. Generated new keys: primary {}, secondary {}",
-            describe(slot_held(applied, Slot::Primary)),
-            describe(slot_held(applied, Slot::Secondary)),
-        ),
-        Problem::WriteFailed(m) => format!(
-            "writing Secret {secret} failed, nothing was recorded as done: {m}; retrying with backoff"
-        ),
-    }
-}
-
-/// Revision and fingerprint of a regenerated key: the one found, or the one now held.
-fn regenerated<'a>(applied: &'a Applied, action: &'a Action) -> Option<Held> {
-    match action {
-        Action::Regenerated {
-            revision,
-            found: Some(fingerprint),
-            ..
-        } => Some(Held {
-            revision: *revision,
-            fingerprint: fingerprint.clone(),
-        }),
-        Action::Regenerated { slot, .. } => slot_held(applied, *slot).cloned(),
-        _ => None,
-    }
-}
-
-fn action_note(ks: &DataMinerKeySet, action: &Action, applied: &Applied) -> String {
-    let secret = ks.secret_name();
-    let p = describe(slot_held(applied, Slot::Primary));
-    let s = describe(slot_held(applied, Slot::Secondary));
-    match action {
-        Action::KeysCreated => {
-            format!("created primary key {p} and secondary key {s} in Secret {secret}")
-        }
-        Action::SecretRecreated => {
-            format!("recreated Secret {secret}: primary key {p}, secondary key {s}")
-        }
-        Action::Regenerated { slot, .. } => {
-            let this = describe(regenerated(applied, action).as_ref());
-            let (other, other_name) = match slot {
-                Slot::Primary => (&s, "secondary"),
-                Slot::Secondary => (&p, "primary"),
-            };
-            format!(
-                "regenerated the {} key: now {this}; the {other_name} key is unchanged at {other}",
-                slot.name()
-            )
-        }
-        Action::Revoked => format!(
-            "revoked: both keys destroyed (Secret {secret} deleted); this key set will never hold keys again"
-        ),
+impl Applied {
+    /// What the Secret holds in `slot`, if the operator vouches for it.
+    pub fn held(&self, slot: Slot) -> Option<&Held> {
+        self.held[slot.index()].as_ref()
     }
 }
 
@@ -146,8 +73,8 @@ fn readiness(ks: &DataMinerKeySet, applied: &Applied) -> (bool, &'static str, St
             format!(
                 "Secret {} holds primary key {} and secondary key {}",
                 ks.secret_name(),
-                describe(slot_held(applied, Slot::Primary)),
-                describe(slot_held(applied, Slot::Secondary)),
+                describe(applied.held(Slot::Primary)),
+                describe(applied.held(Slot::Secondary)),
             ),
         ),
         false => (
@@ -188,12 +115,12 @@ fn condition(
 pub fn next_status(ks: &DataMinerKeySet, applied: &Applied) -> DataMinerKeySetStatus {
     let old = ks.status.clone().unwrap_or_default();
     let now = applied.now;
-    let plan = applied.plan;
+    let plan = &applied.plan;
     let (scope, target) = ks.spec.scope_and_target();
     let generation = ks.metadata.generation;
 
     let key_status = |slot: Slot, previous: Option<&KeyStatus>| -> Option<KeyStatus> {
-        let Some(h) = slot_held(applied, slot) else {
+        let Some(h) = applied.held(slot) else {
             return previous.cloned();
         };
         let generated_at = match previous {
@@ -209,16 +136,16 @@ pub fn next_status(ks: &DataMinerKeySet, applied: &Applied) -> DataMinerKeySetSt
         })
     };
 
-    let created = plan.actions.contains(&Action::KeysCreated);
-    let revoked_now = plan.actions.contains(&Action::Revoked);
+    let created = plan.changes.contains(&Change::KeysCreated);
+    let revoked_now = plan.changes.contains(&Change::Revoked);
 
     let mut history: Vec<HistoryEntry> = plan
-        .actions
+        .changes
         .iter()
         .rev()
         .map(|action| {
             let slot = match action {
-                Action::Regenerated { slot, .. } => Some(*slot),
+                Change::Regenerated { slot, .. } => Some(*slot),
                 _ => None,
             };
             let key = regenerated(applied, action);
@@ -300,169 +227,40 @@ pub fn next_status(ks: &DataMinerKeySet, applied: &Applied) -> DataMinerKeySetSt
     }
 }
 
-/// Events to publish: one per action, and one per problem that is new since the last status
-/// (a problem already reported in the Ready condition is not repeated on every resync).
-pub fn notices(ks: &DataMinerKeySet, applied: &Applied) -> Vec<Notice> {
-    let mut out: Vec<Notice> = applied
-        .plan
-        .actions
-        .iter()
-        // A recreated Secret is reported by its SecretMissing warning alone.
-        .filter(|&action| *action != Action::SecretRecreated)
-        .map(|action| Notice {
-            warning: false,
-            reason: action.event_reason(),
-            action: action.name(),
-            note: action_note(ks, action, applied),
-        })
-        .collect();
-    let old_ready = ks
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.iter().find(|c| c.type_ == READY));
-    for problem in &applied.plan.problems {
-        let reason = problem.reason();
-        let message = problem_message(ks, problem, applied);
-        let already_reported = !matches!(problem, Problem::SecretMissing)
-            && old_ready.is_some_and(|c| c.reason == reason && c.message == message);
-        if !already_reported {
-            out.push(Notice {
-                warning: true,
-                reason,
-                action: "Reconcile",
-                note: message,
-            });
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::{
-        api::{DataMinerKeySetSpec, OrganizationScope, Permission, Scope},
-        plan::SecretWrite,
+        fixtures::{applied, at, held, keyset, plan},
+        plan::Problem,
     };
-
-    fn keyset() -> DataMinerKeySet {
-        let mut ks = DataMinerKeySet::new(
-            "ks",
-            DataMinerKeySetSpec {
-                label: "CI".into(),
-                scope: Scope {
-                    organization: Some(OrganizationScope { name: "org".into() }),
-                    system: None,
-                },
-                permissions: vec![Permission::ReadCatalogItems],
-                key_format: Default::default(),
-                secret: None,
-                regenerate: None,
-                revoke: None,
-            },
-        );
-        ks.metadata.namespace = Some("ns".into());
-        ks.metadata.generation = Some(1);
-        ks
-    }
-
-    fn plan(actions: Vec<Action>, problems: Vec<Problem>) -> Plan {
-        Plan {
-            write: SecretWrite::None,
-            actions,
-            problems,
-            revoked: false,
-            secret_uid: None,
-            holds: [None, None],
-        }
-    }
-
-    fn held(p: i64, s: i64) -> [Option<Held>; 2] {
-        [
-            Some(Held {
-                revision: p,
-                fingerprint: format!("sha256:p{p}"),
-            }),
-            Some(Held {
-                revision: s,
-                fingerprint: format!("sha256:s{s}"),
-            }),
-        ]
-    }
-
-    fn at(secs: i64) -> Timestamp {
-        Timestamp::from_second(secs).unwrap()
-    }
 
     #[test]
     fn an_idle_reconcile_reproduces_the_status_exactly() {
         let mut ks = keyset();
-        let created = plan(vec![Action::KeysCreated], vec![]);
-        let first = next_status(
-            &ks,
-            &Applied {
-                plan: &created,
-                held: held(1, 1),
-                secret_uid: None,
-                now: at(100),
-            },
-        );
+        let created = plan(vec![Change::KeysCreated], vec![]);
+        let first = next_status(&ks, &applied(&created, held(1, 1), at(100)));
         ks.status = Some(first.clone());
         let idle = plan(vec![], vec![]);
-        let second = next_status(
-            &ks,
-            &Applied {
-                plan: &idle,
-                held: held(1, 1),
-                secret_uid: None,
-                now: at(999),
-            },
-        );
+        let second = next_status(&ks, &applied(&idle, held(1, 1), at(999)));
         assert_eq!(first, second, "no change means no status write");
-        assert!(
-            notices(
-                &ks,
-                &Applied {
-                    plan: &idle,
-                    held: held(1, 1),
-                    secret_uid: None,
-                    now: at(999)
-                }
-            )
-            .is_empty()
-        );
+        assert!(notices(&ks, &applied(&idle, held(1, 1), at(999))).is_empty());
     }
 
     #[test]
     fn a_regeneration_moves_only_its_slot_and_is_recorded_first() {
         let mut ks = keyset();
-        let created = plan(vec![Action::KeysCreated], vec![]);
-        ks.status = Some(next_status(
-            &ks,
-            &Applied {
-                plan: &created,
-                held: held(1, 1),
-                secret_uid: None,
-                now: at(100),
-            },
-        ));
+        let created = plan(vec![Change::KeysCreated], vec![]);
+        ks.status = Some(next_status(&ks, &applied(&created, held(1, 1), at(100))));
         let regen = plan(
-            vec![Action::Regenerated {
+            vec![Change::Regenerated {
                 slot: Slot::Primary,
                 revision: 2,
                 found: None,
             }],
             vec![],
         );
-        let st = next_status(
-            &ks,
-            &Applied {
-                plan: &regen,
-                held: held(2, 1),
-                secret_uid: None,
-                now: at(200),
-            },
-        );
+        let st = next_status(&ks, &applied(&regen, held(2, 1), at(200)));
         assert_eq!(st.primary.as_ref().unwrap().generated_at, Time(at(200)));
         assert_eq!(st.secondary.as_ref().unwrap().generated_at, Time(at(100)));
         assert_eq!(st.history[0].action, "RegeneratePrimary");
@@ -482,22 +280,14 @@ mod tests {
         let mut ks = keyset();
         for i in 0..(HISTORY_LIMIT as i64 + 5) {
             let p = plan(
-                vec![Action::Regenerated {
+                vec![Change::Regenerated {
                     slot: Slot::Secondary,
                     revision: 4,
                     found: None,
                 }],
                 vec![],
             );
-            ks.status = Some(next_status(
-                &ks,
-                &Applied {
-                    plan: &p,
-                    held: held(1, i + 2),
-                    secret_uid: None,
-                    now: at(i),
-                },
-            ));
+            ks.status = Some(next_status(&ks, &applied(&p, held(1, i + 2), at(i))));
         }
         let history = &ks.status.as_ref().unwrap().history;
         assert_eq!(history.len(), HISTORY_LIMIT);
@@ -507,57 +297,28 @@ mod tests {
     #[test]
     fn the_secret_name_is_recorded_once_and_never_follows_the_spec() {
         let mut ks = keyset();
-        let created = plan(vec![Action::KeysCreated], vec![]);
-        ks.status = Some(next_status(
-            &ks,
-            &Applied {
-                plan: &created,
-                held: held(1, 1),
-                secret_uid: None,
-                now: at(1),
-            },
-        ));
+        let created = plan(vec![Change::KeysCreated], vec![]);
+        ks.status = Some(next_status(&ks, &applied(&created, held(1, 1), at(1))));
         ks.spec.secret = Some(crate::api::SecretSpec {
             name: Some("moved".into()),
             ..Default::default()
         });
         let refused = plan(vec![], vec![Problem::InvalidSpec("moved".into())]);
-        let st = next_status(
-            &ks,
-            &Applied {
-                plan: &refused,
-                held: [None, None],
-                secret_uid: None,
-                now: at(2),
-            },
-        );
+        let st = next_status(&ks, &applied(&refused, [None, None], at(2)));
         assert_eq!(st.secret_name.as_deref(), Some("ks-keys"));
     }
 
     #[test]
     fn a_problem_is_announced_once_while_it_lasts() {
         let mut ks = keyset();
-        let created = plan(vec![Action::KeysCreated], vec![]);
-        ks.status = Some(next_status(
-            &ks,
-            &Applied {
-                plan: &created,
-                held: held(1, 1),
-                secret_uid: None,
-                now: at(1),
-            },
-        ));
+        let created = plan(vec![Change::KeysCreated], vec![]);
+        ks.status = Some(next_status(&ks, &applied(&created, held(1, 1), at(1))));
         let drift = plan(vec![], vec![Problem::SecretDrift(vec![Slot::Primary])]);
-        let applied = Applied {
-            plan: &drift,
-            held: held(1, 1),
-            secret_uid: None,
-            now: at(2),
-        };
-        let first = notices(&ks, &applied);
+        let drifted = applied(&drift, held(1, 1), at(2));
+        let first = notices(&ks, &drifted);
         assert_eq!(first.len(), 1);
         assert!(first[0].warning && first[0].reason == "SecretDrift");
-        ks.status = Some(next_status(&ks, &applied));
+        ks.status = Some(next_status(&ks, &drifted));
         let ready = ks
             .status
             .as_ref()
@@ -570,28 +331,17 @@ mod tests {
             (ready.status.as_str(), ready.reason.as_str()),
             ("False", "SecretDrift")
         );
-        assert!(
-            notices(
-                &ks,
-                &Applied {
-                    plan: &drift,
-                    held: held(1, 1),
-                    secret_uid: None,
-                    now: at(3)
-                }
-            )
-            .is_empty()
-        );
+        assert!(notices(&ks, &applied(&drift, held(1, 1), at(3))).is_empty());
     }
 
     #[test]
     fn a_rotation_found_after_a_crash_is_recorded_with_its_own_revision() {
         let mut ks = keyset();
-        let created = plan(vec![Action::KeysCreated], vec![]);
+        let created = plan(vec![Change::KeysCreated], vec![]);
         ks.status = Some(next_status(
             &ks,
             &Applied {
-                plan: &created,
+                plan: created.clone(),
                 held: held(1, 1),
                 secret_uid: Some("uid-1".into()),
                 now: at(1),
@@ -603,12 +353,12 @@ mod tests {
         );
         let both = plan(
             vec![
-                Action::Regenerated {
+                Change::Regenerated {
                     slot: Slot::Primary,
                     revision: 2,
                     found: Some("sha256:found2".into()),
                 },
-                Action::Regenerated {
+                Change::Regenerated {
                     slot: Slot::Primary,
                     revision: 3,
                     found: None,
@@ -616,15 +366,7 @@ mod tests {
             ],
             vec![],
         );
-        let st = next_status(
-            &ks,
-            &Applied {
-                plan: &both,
-                held: held(3, 1),
-                secret_uid: None,
-                now: at(2),
-            },
-        );
+        let st = next_status(&ks, &applied(&both, held(3, 1), at(2)));
         let h: Vec<_> = st
             .history
             .iter()
@@ -643,28 +385,15 @@ mod tests {
     #[test]
     fn a_refused_write_is_not_ready_and_says_why() {
         let mut ks = keyset();
-        let created = plan(vec![Action::KeysCreated], vec![]);
-        ks.status = Some(next_status(
-            &ks,
-            &Applied {
-                plan: &created,
-                held: held(1, 1),
-                secret_uid: None,
-                now: at(1),
-            },
-        ));
+        let created = plan(vec![Change::KeysCreated], vec![]);
+        ks.status = Some(next_status(&ks, &applied(&created, held(1, 1), at(1))));
         let failed = plan(
             vec![],
             vec![Problem::WriteFailed(
                 "field is immutable (HTTP 422 Invalid)".into(),
             )],
         );
-        let applied = Applied {
-            plan: &failed,
-            held: [None, None],
-            secret_uid: None,
-            now: at(2),
-        };
+        let applied = applied(&failed, [None, None], at(2));
         let st = next_status(&ks, &applied);
         let ready = st.conditions.iter().find(|c| c.type_ == READY).unwrap();
         assert_eq!(
@@ -693,15 +422,7 @@ mod tests {
         let ks = keyset();
         let ready = |problems: Vec<Problem>| {
             let p = plan(vec![], problems);
-            let st = next_status(
-                &ks,
-                &Applied {
-                    plan: &p,
-                    held: held(1, 1),
-                    secret_uid: None,
-                    now: at(1),
-                },
-            );
+            let st = next_status(&ks, &applied(&p, held(1, 1), at(1)));
             let c = st
                 .conditions
                 .iter()
@@ -731,22 +452,14 @@ mod tests {
     fn notes_name_the_slot_revision_and_fingerprint() {
         let ks = keyset();
         let regen = plan(
-            vec![Action::Regenerated {
+            vec![Change::Regenerated {
                 slot: Slot::Secondary,
                 revision: 4,
                 found: None,
             }],
             vec![],
         );
-        let n = notices(
-            &ks,
-            &Applied {
-                plan: &regen,
-                held: held(3, 4),
-                secret_uid: None,
-                now: at(1),
-            },
-        );
+        let n = notices(&ks, &applied(&regen, held(3, 4), at(1)));
         assert_eq!(n[0].reason, "SecondaryKeyRegenerated");
         assert!(
             n[0].note

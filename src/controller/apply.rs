@@ -1,0 +1,248 @@
+//! The apply step: carries out the plan's Secret write and says what was applied. A write the
+//! API server refuses or leaves unanswered is not an error that hides the plan: it becomes a
+//! `WriteFailed` problem in the outcome (reported and recorded like any other), and the error is
+//! returned after that, for the retry with backoff.
+
+use k8s_openapi::{api::core::v1::Secret, jiff::Timestamp};
+use kube::{
+    Api, ResourceExt,
+    api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions},
+};
+
+use super::{
+    Context,
+    calls::{CallError, REQUEST_TIMEOUT, call, crash_point, ensure_leading},
+    observe::Observed,
+};
+use crate::{
+    api::DataMinerKeySet,
+    error::{Error, Result},
+    keys::{self, KeyValue},
+    plan::{Held, Plan, Problem, SecretWrite, Slot, SlotPlan},
+    secret::{self, FIELD_MANAGER},
+    status::Applied,
+};
+
+/// Applies `plan` to what was observed. Returns the outcome and, when a write failed, the
+/// error to end the reconcile with once the outcome is reported. A conflict (the Secret or key
+/// set changed since it was read) is an error at once: nothing is reported, the retry is soon.
+pub(super) async fn apply(
+    ks: &DataMinerKeySet,
+    ctx: &Context,
+    mut plan: Plan,
+    observed: Observed,
+) -> Result<(Applied, Option<Error>)> {
+    if plan.write != SecretWrite::None {
+        ensure_leading(ctx)?;
+    }
+    let (written, failure) = match write(ks, ctx, &plan, observed).await {
+        Ok(written) => (written, None),
+        Err(WriteError::Conflict) => return Err(Error::Changed),
+        Err(WriteError::Failed(failure)) => {
+            let Failure {
+                partial,
+                message,
+                error,
+                operation,
+            } = *failure;
+            ctx.metrics.write_failed(operation);
+            let written = partial.unwrap_or_else(|| {
+                // Nothing happened: report no change, keep the record as it is.
+                plan.changes.clear();
+                plan.revoked = ks.status.as_ref().is_some_and(|s| s.revoked_at.is_some());
+                plan.problems.retain(|p| *p != Problem::SecretMissing);
+                Written {
+                    held: [None, None],
+                    secret_uid: None,
+                }
+            });
+            plan.problems.push(Problem::WriteFailed(message));
+            (written, Some(error))
+        }
+    };
+    let applied = Applied {
+        plan,
+        held: written.held,
+        secret_uid: written.secret_uid,
+        now: Timestamp::now(),
+    };
+    Ok((applied, failure))
+}
+
+/// What the Secret holds after the apply step, and its uid.
+struct Written {
+    held: [Option<Held>; 2],
+    secret_uid: Option<String>,
+}
+
+enum WriteError {
+    /// The Secret or key set changed since it was read: retry soon, report nothing.
+    Conflict,
+    /// Refused or unanswered. `partial` is what was written before the failing request (a
+    /// create whose follow-up metadata write failed); `message` carries the server's reason.
+    Failed(Box<Failure>),
+}
+
+struct Failure {
+    partial: Option<Written>,
+    message: String,
+    error: Error,
+    operation: &'static str,
+}
+
+/// The server's reason, without any key value (a message that quoted one would say `[key]`).
+fn failure_message(e: &CallError, values: &[&KeyValue]) -> String {
+    let mut message = match e {
+        CallError::Api(kube::Error::Api(s)) => {
+            format!("{} (HTTP {} {})", s.message, s.code, s.reason)
+        }
+        CallError::Api(other) => other.to_string(),
+        CallError::TimedOut => format!(
+            "the API server did not answer within {}s",
+            REQUEST_TIMEOUT.as_secs()
+        ),
+    };
+    for value in values {
+        message = message.replace(value.expose(), "[key]");
+    }
+    message
+}
+
+/// Carries out the plan's Secret write and reports what the Secret holds afterwards.
+async fn write(
+    ks: &DataMinerKeySet,
+    ctx: &Context,
+    plan: &Plan,
+    observed: Observed,
+) -> Result<Written, WriteError> {
+    let secrets: Api<Secret> =
+        Api::namespaced(ctx.client.clone(), &ks.namespace().unwrap_or_default());
+    let (existing, values) = (observed.secret.as_ref(), observed.values);
+    let secret_name = ks.secret_name();
+    let failed = |e: CallError,
+                  values: &[&KeyValue],
+                  partial: Option<Written>,
+                  operation: &'static str|
+     -> WriteError {
+        if e.code() == Some(409) {
+            return WriteError::Conflict;
+        }
+        let message = failure_message(&e, values);
+        let error = match e {
+            CallError::Api(source) if operation == "delete" => Error::DeleteSecret {
+                secret: secret_name.clone(),
+                source,
+            },
+            CallError::Api(_) => Error::WriteSecret {
+                secret: secret_name.clone(),
+                message: message.clone(),
+            },
+            CallError::TimedOut => Error::Timeout {
+                step: "writing the Secret",
+                secs: REQUEST_TIMEOUT.as_secs(),
+            },
+        };
+        WriteError::Failed(Box::new(Failure {
+            partial,
+            message,
+            error,
+            operation,
+        }))
+    };
+    match &plan.write {
+        SecretWrite::None => Ok(Written {
+            held: plan.holds.clone(),
+            secret_uid: plan.secret_uid.clone(),
+        }),
+        SecretWrite::Delete => {
+            let dp = DeleteParams {
+                preconditions: Some(Preconditions {
+                    uid: existing.and_then(|s| s.uid()),
+                    resource_version: None,
+                }),
+                ..Default::default()
+            };
+            match call(secrets.delete(&secret_name, &dp)).await {
+                Ok(_) => {}
+                Err(e) if e.code() == Some(404) => {}
+                Err(e) => return Err(failed(e, &[], None, "delete")),
+            }
+            crash_point("secret-write");
+            Ok(Written {
+                held: [None, None],
+                secret_uid: None,
+            })
+        }
+        SecretWrite::Create { slots } | SecretWrite::Update { slots } => {
+            let mut new_values: [Option<KeyValue>; 2] = [None, None];
+            for slot in Slot::BOTH {
+                let i = slot.index();
+                new_values[i] = Some(match slots[i] {
+                    SlotPlan::Generate { .. } => {
+                        keys::generate(ks.spec.key_format).map_err(|source| {
+                            WriteError::Failed(Box::new(Failure {
+                                partial: None,
+                                message: source.to_string(),
+                                error: Error::GenerateKey { source },
+                                operation: "generate",
+                            }))
+                        })?
+                    }
+                    // The plan keeps only values it has seen and proven.
+                    SlotPlan::Keep { .. } => values[i].clone().expect("plan keeps a seen value"),
+                });
+            }
+            let [Some(p), Some(s)] = &new_values else {
+                unreachable!("both slots were filled above")
+            };
+            let revisions = [slots[0].revision(), slots[1].revision()];
+            let held = Slot::BOTH.map(|slot| {
+                let i = slot.index();
+                Some(Held {
+                    revision: revisions[i],
+                    fingerprint: new_values[i].as_ref().map(KeyValue::fingerprint)?,
+                })
+            });
+            let mut precondition = match (&plan.write, existing) {
+                (SecretWrite::Update { .. }, Some(e)) => Some((
+                    e.uid().unwrap_or_default(),
+                    e.resource_version().unwrap_or_default(),
+                )),
+                _ => None,
+            };
+            let mut secret_uid = plan.secret_uid.clone();
+            let mut created = None;
+            if precondition.is_none() {
+                let body = secret::build(ks, &ctx.proof_key, [p, s], revisions, None);
+                let pp = PostParams {
+                    field_manager: Some(FIELD_MANAGER.into()),
+                    ..Default::default()
+                };
+                let made = call(secrets.create(&pp, &body))
+                    .await
+                    .map_err(|e| failed(e, &[p, s], None, "create"))?;
+                crash_point("secret-write");
+                secret_uid = made.uid();
+                created = Some(Written {
+                    held: held.clone(),
+                    secret_uid: secret_uid.clone(),
+                });
+                precondition = secret::has_user_metadata(ks).then(|| {
+                    (
+                        made.uid().unwrap_or_default(),
+                        made.resource_version().unwrap_or_default(),
+                    )
+                });
+            }
+            if precondition.is_some() {
+                let body = secret::build(ks, &ctx.proof_key, [p, s], revisions, precondition);
+                let pp = PatchParams::apply(FIELD_MANAGER).force();
+                call(secrets.patch(&secret_name, &pp, &Patch::Apply(&body)))
+                    .await
+                    .map_err(|e| failed(e, &[p, s], created, "update"))?;
+                crash_point("secret-write");
+            }
+            Ok(Written { held, secret_uid })
+        }
+    }
+}

@@ -1,0 +1,49 @@
+//! The last step: the status computed from what was applied, written only if it differs, and
+//! only onto the version of the key set the plan was made from.
+
+use kube::{
+    Api, Resource, ResourceExt,
+    api::{Patch, PatchParams},
+};
+use serde_json::json;
+
+use super::{
+    Context,
+    calls::{call, ensure_leading},
+};
+use crate::{
+    api::{DataMinerKeySet, DataMinerKeySetStatus},
+    error::{Error, Result},
+    secret::FIELD_MANAGER,
+};
+
+pub(super) async fn write_status(
+    ks: &DataMinerKeySet,
+    ctx: &Context,
+    keysets: &Api<DataMinerKeySet>,
+    next: &DataMinerKeySetStatus,
+) -> Result<()> {
+    if ks.status.as_ref() == Some(next) {
+        return Ok(());
+    }
+    ensure_leading(ctx)?;
+    // The resourceVersion makes the apply conditional: a key set changed since it was read
+    // (a newer request) is planned again instead of being overwritten with an older plan.
+    let body = json!({
+        "apiVersion": DataMinerKeySet::api_version(&()),
+        "kind": DataMinerKeySet::kind(&()),
+        "metadata": { "resourceVersion": ks.resource_version() },
+        "status": next,
+    });
+    call(keysets.patch_status(
+        &ks.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&body),
+    ))
+    .await
+    .map_err(|e| match e.code() {
+        Some(409) => Error::Changed,
+        _ => e.into_error("writing status", |source| Error::WriteStatus { source }),
+    })?;
+    Ok(())
+}

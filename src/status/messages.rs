@@ -1,0 +1,95 @@
+//! The words: what each problem and each change says, in Events, conditions and logs.
+
+use super::Applied;
+use crate::{
+    api::DataMinerKeySet,
+    plan::{Change, Held, Problem, Slot},
+};
+
+pub(super) fn describe(held: Option<&Held>) -> String {
+    match held {
+        Some(h) => format!("revision {} ({})", h.revision, h.fingerprint),
+        None => "unknown revision".into(),
+    }
+}
+
+/// The message for `problem`: what is wrong and what to type to fix it.
+pub(super) fn problem_message(
+    ks: &DataMinerKeySet,
+    problem: &Problem,
+    applied: &Applied,
+) -> String {
+    let secret = ks.secret_name();
+    match problem {
+        Problem::InvalidSpec(m) => format!("invalid spec, nothing was changed: {m}"),
+        Problem::ConfirmationMismatch(fields) => format!(
+            "{} confirmLabel does not match spec.label, so no pending request was applied; set confirmLabel to \"{}\"",
+            fields.join(" and "),
+            ks.spec.label
+        ),
+        Problem::SecretConflict => format!(
+            "Secret {secret} exists and is not owned by this key set; it was left untouched. Delete or rename that Secret, or create the key set with another spec.secret.name"
+        ),
+        Problem::SecretDrift(slots) => {
+            let names: Vec<&str> = slots.iter().map(|s| s.name()).collect();
+            format!(
+                "the {} key in Secret {secret} is not the key the operator recorded (changed, removed or set back outside the operator); it was not rotated silently, and nothing in the Secret is written until you raise spec.regenerate.{}.revision to issue a new key",
+                names.join(" and "),
+                names[0]
+            )
+        }
+        Problem::SecretMissing => format!(
+            "Secret {secret} was deleted; its keys are gone. Generated new keys: primary {}, secondary {}",
+            describe(applied.held(Slot::Primary)),
+            describe(applied.held(Slot::Secondary)),
+        ),
+        Problem::WriteFailed(m) => format!(
+            "writing Secret {secret} failed, nothing was recorded as done: {m}; retrying with backoff"
+        ),
+    }
+}
+
+/// Revision and fingerprint of a regenerated key: the one found, or the one now held.
+pub(super) fn regenerated<'a>(applied: &'a Applied, change: &'a Change) -> Option<Held> {
+    match change {
+        Change::Regenerated {
+            revision,
+            found: Some(fingerprint),
+            ..
+        } => Some(Held {
+            revision: *revision,
+            fingerprint: fingerprint.clone(),
+        }),
+        Change::Regenerated { slot, .. } => applied.held(*slot).cloned(),
+        _ => None,
+    }
+}
+
+/// The Event note for `change`: slot, revision and fingerprint, never a key.
+pub(super) fn change_note(ks: &DataMinerKeySet, change: &Change, applied: &Applied) -> String {
+    let secret = ks.secret_name();
+    let p = describe(applied.held(Slot::Primary));
+    let s = describe(applied.held(Slot::Secondary));
+    match change {
+        Change::KeysCreated => {
+            format!("created primary key {p} and secondary key {s} in Secret {secret}")
+        }
+        Change::SecretRecreated => {
+            format!("recreated Secret {secret}: primary key {p}, secondary key {s}")
+        }
+        Change::Regenerated { slot, .. } => {
+            let this = describe(regenerated(applied, change).as_ref());
+            let (other, other_name) = match slot {
+                Slot::Primary => (&s, "secondary"),
+                Slot::Secondary => (&p, "primary"),
+            };
+            format!(
+                "regenerated the {} key: now {this}; the {other_name} key is unchanged at {other}",
+                slot.name()
+            )
+        }
+        Change::Revoked => format!(
+            "revoked: both keys destroyed (Secret {secret} deleted); this key set will never hold keys again"
+        ),
+    }
+}

@@ -1,0 +1,56 @@
+//! The Events a reconcile publishes: one per change, and one per problem that is new.
+
+use super::{
+    Applied,
+    messages::{change_note, problem_message},
+};
+use crate::{
+    api::{DataMinerKeySet, READY},
+    plan::{Change, Problem},
+};
+
+/// A Kubernetes Event to publish: (`Normal` or `Warning`, reason, note).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Notice {
+    pub warning: bool,
+    pub reason: &'static str,
+    pub action: &'static str,
+    pub note: String,
+}
+
+/// Events to publish: one per action, and one per problem that is new since the last status
+/// (a problem already reported in the Ready condition is not repeated on every resync).
+pub fn notices(ks: &DataMinerKeySet, applied: &Applied) -> Vec<Notice> {
+    let mut out: Vec<Notice> = applied
+        .plan
+        .changes
+        .iter()
+        // A recreated Secret is reported by its SecretMissing warning alone.
+        .filter(|&change| *change != Change::SecretRecreated)
+        .map(|change| Notice {
+            warning: false,
+            reason: change.event_reason(),
+            action: change.name(),
+            note: change_note(ks, change, applied),
+        })
+        .collect();
+    let old_ready = ks
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == READY));
+    for problem in &applied.plan.problems {
+        let reason = problem.reason();
+        let message = problem_message(ks, problem, applied);
+        let already_reported = !matches!(problem, Problem::SecretMissing)
+            && old_ready.is_some_and(|c| c.reason == reason && c.message == message);
+        if !already_reported {
+            out.push(Notice {
+                warning: true,
+                reason,
+                action: "Reconcile",
+                note: message,
+            });
+        }
+    }
+    out
+}
