@@ -7,7 +7,7 @@ DEV_STATE := $(CURDIR)/.dev-cluster
 # Where cargo puts binaries (honours CARGO_TARGET_DIR).
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: run test chaos control-plane crds static image e2e-kind
+.PHONY: run test chaos bench control-plane crds static image e2e-kind
 
 ## make test: everything CI checks (format, lint, CRD in sync, unit and integration tests on a
 ## real kube-apiserver + etcd that is built and cached first).
@@ -19,6 +19,8 @@ test: control-plane
 	@# The operator suites again, with the operator holding only the Helm chart's permissions.
 	DMK_TEST_AS_CHART=1 $(CARGO) test --test keyset_lifecycle --test examples \
 	  --test without_cel_rules 2>&1 | tee -a target/test-output.log
+	@# The benchmark, small, so it keeps working (figures come from full runs: make bench).
+	$(MAKE) --no-print-directory bench BENCH_PROFILE=debug BENCH_ARGS="--sets 50 --rest-seconds 10 --resync-seconds 5"
 	@awk '/^test result:/ {p+=$$4; f+=$$6; s+=$$8} END {printf "tests: %d passed, %d failed, %d skipped\n", p, f, s}' target/test-output.log
 
 ## make chaos: the full chaos suite (tests/chaos.rs): 1,000 key sets, 25 operator kills with 3
@@ -29,6 +31,16 @@ chaos: control-plane
 	DMK_CHAOS_FAILOVERS=$${DMK_CHAOS_FAILOVERS:-3} DMK_CHAOS_API_RESTARTS=$${DMK_CHAOS_API_RESTARTS:-2} \
 	DMK_CHAOS_ETCD_RESTARTS=$${DMK_CHAOS_ETCD_RESTARTS:-1} DMK_CHAOS_SETTLE_SECS=$${DMK_CHAOS_SETTLE_SECS:-600} \
 	  $(CARGO) test --test chaos -- --nocapture
+
+## make bench: the operator side by side with a bare client doing only the writes an operator
+## must, on one API server ($$KUBECONFIG if it answers, else a local control plane), release
+## build. Prints a table and writes JSON under target/bench/. BENCH_ARGS="--sets 10000" etc.
+BENCH_PROFILE ?= release
+BENCH_ARGS ?=
+bench: control-plane
+	$(CARGO) build $(if $(filter release,$(BENCH_PROFILE)),--release) -p dataminer-keys-operator \
+	  --bin dataminer-keys-operator -p dmk-bench
+	$(TARGET_DIR)/$(BENCH_PROFILE)/dmk-bench --out target/bench $(BENCH_ARGS)
 
 ## make run: the operator against $$KUBECONFIG when that cluster answers, else against a local
 ## control plane started here (Ctrl-C stops everything). RUN_ARGS adds operator flags.

@@ -37,6 +37,9 @@ struct Args {
     /// Watch only these namespaces (repeat, or comma-separate); all namespaces when omitted.
     #[arg(long = "namespace", env = "WATCH_NAMESPACES", value_delimiter = ',')]
     namespaces: Vec<String>,
+    /// Seconds between periodic re-checks of every key set (drift the watches cannot see).
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    resync_seconds: u64,
     /// Key sets reconciled at the same time.
     #[arg(long, default_value_t = 4)]
     concurrency: u16,
@@ -201,6 +204,7 @@ async fn main() -> ExitCode {
 
     let mut ctx = Context::new(client, metrics, proof_key, Some(identity));
     ctx.leadership = elector.as_ref().map(Elector::leadership);
+    ctx.resync = Duration::from_secs(args.resync_seconds);
     let ctx = Arc::new(ctx);
     let controllers = controller::controllers(ctx, &namespaces, args.concurrency, stopping);
     let stores = controllers.stores;

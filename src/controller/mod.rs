@@ -48,6 +48,8 @@ pub struct Context {
     /// With leader election, this replica's right to act, checked before every write; `None`
     /// when it runs alone.
     pub leadership: Option<Leadership>,
+    /// Periodic re-check of every key set without a watch event.
+    pub resync: std::time::Duration,
 }
 
 impl Context {
@@ -68,9 +70,14 @@ impl Context {
             proof_key,
             backoff: Default::default(),
             leadership: None,
+            resync: DEFAULT_RESYNC,
         }
     }
 }
+
+/// Periodic re-check: catches drift in Secrets the watch does not see (a foreign Secret that
+/// blocks us goes away) without hammering the API.
+pub const DEFAULT_RESYNC: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// Which namespaces to watch.
 #[derive(Clone, Debug)]

@@ -31,9 +31,6 @@ use crate::{
     status::{self, Applied},
 };
 
-/// Periodic re-check: catches drift in Secrets the watch does not see (a foreign Secret that
-/// blocks us goes away) without hammering the API.
-const RESYNC: Duration = Duration::from_secs(300);
 const RETRY_CONFLICT: Duration = Duration::from_secs(30);
 /// Deleting a key set destroys its keys, whatever the propagation policy (`--cascade=orphan`
 /// would otherwise leave the Secret behind).
@@ -134,7 +131,7 @@ async fn reconcile_keyset(
         .keyset_state(&object_name(ks), Some(state(&applied, &next)));
     match failure {
         Some(error) => Err(error),
-        None => Ok(next_check(&applied.plan)),
+        None => Ok(next_check(&applied.plan, ctx.resync)),
     }
 }
 
@@ -165,7 +162,7 @@ fn state(applied: &Applied, next: &DataMinerKeySetStatus) -> &'static str {
 }
 
 /// When to look again without a watch event.
-fn next_check(plan: &Plan) -> Action {
+fn next_check(plan: &Plan, resync: Duration) -> Action {
     if plan
         .problems
         .iter()
@@ -175,6 +172,6 @@ fn next_check(plan: &Plan) -> Action {
     } else if plan.revoked {
         Action::await_change()
     } else {
-        Action::requeue(RESYNC)
+        Action::requeue(resync)
     }
 }

@@ -1,0 +1,197 @@
+//! `make bench`: how close the operator comes to what the API server allows.
+//!
+//! In one run, against one API server, with the same concurrency: N key sets are created and
+//! rotated once with the operator doing the work, then the same N are created and rotated by a
+//! bare client doing only the writes an operator must (Secret, status, Event). The ratio of the
+//! two times is the figure that matters; absolute times depend on the machine. Alongside: API
+//! requests per key set by verb and resource (kube-apiserver's `apiserver_request_total`),
+//! reconciles per key set (the operator's metrics), the operator's peak RSS, and every request
+//! it makes at rest. A table on the terminal, JSON under `target/bench/`.
+
+mod apiserver;
+mod bare;
+mod operator;
+mod report;
+mod workload;
+
+use std::{path::PathBuf, time::Duration};
+
+use clap::Parser;
+use dmk_control_plane::{ControlPlane, Options};
+
+use crate::{
+    apiserver::Requests,
+    report::{Phase, Results},
+};
+
+#[derive(Parser, Debug, Clone)]
+#[command(about = "Benchmark the operator against a bare client on the same API server")]
+pub struct Args {
+    /// Key sets to create (and rotate once).
+    #[arg(long, default_value_t = 5000)]
+    sets: usize,
+    /// Workers: the operator's --concurrency, and the bare client's and the creator's.
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+    /// Seconds at rest, after settling, over which every request is counted.
+    #[arg(long, default_value_t = 60)]
+    rest_seconds: u64,
+    /// The operator's periodic re-check, short so the rest window contains resyncs.
+    #[arg(long, default_value_t = 20)]
+    resync_seconds: u64,
+    /// The operator binary (default: next to this one).
+    #[arg(long)]
+    operator: Option<PathBuf>,
+    /// Where the JSON goes.
+    #[arg(long, default_value = "target/bench")]
+    out: PathBuf,
+    /// Give up on a phase after this many seconds.
+    #[arg(long, default_value_t = 900)]
+    timeout: u64,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    match run(args).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+type Result<T> = std::result::Result<T, String>;
+
+async fn run(args: Args) -> Result<()> {
+    let crds = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../crds");
+    let opts = Options {
+        crd_dir: Some(crds),
+        ..Default::default()
+    };
+    // $KUBECONFIG when it answers, else a local control plane of our own.
+    let cp = match std::env::var_os("KUBECONFIG") {
+        Some(_) => match ControlPlane::existing(&opts).await {
+            Ok(cp) => cp,
+            Err(e) => {
+                eprintln!(
+                    "[bench] KUBECONFIG does not answer ({e}); starting a local control plane"
+                );
+                ControlPlane::start(&opts)
+                    .await
+                    .map_err(|e| e.to_string())?
+            }
+        },
+        None => {
+            eprintln!("[bench] starting a local control plane");
+            ControlPlane::start(&opts)
+                .await
+                .map_err(|e| e.to_string())?
+        }
+    };
+    let kubeconfig = match cp.kubeconfig_path() {
+        Some(p) => p.to_path_buf(),
+        None => PathBuf::from(std::env::var_os("KUBECONFIG").unwrap_or_default()),
+    };
+    let client = cp.client().await.map_err(|e| e.to_string())?;
+    let timeout = Duration::from_secs(args.timeout);
+
+    // Warm-up, not timed: the first writes of a kind pay for connections, caches and CEL
+    // programs that every later one reuses.
+    let ns_warm = cp
+        .namespace("bench-warm-up")
+        .await
+        .map_err(|e| e.to_string())?;
+    bare::run(&client, &ns_warm, 20.min(args.sets), args.concurrency).await?;
+
+    // What the API server and its controllers request by themselves in a quiet window as long
+    // as the rest window: subtracted from the operator's figures at rest.
+    eprintln!(
+        "[bench] {} s of background, before any operator runs",
+        args.rest_seconds
+    );
+    let quiet = Requests::scrape(&client).await?;
+    tokio::time::sleep(Duration::from_secs(args.rest_seconds)).await;
+    let background = Requests::scrape(&client).await?.since(&quiet);
+
+    let ns_bare = cp
+        .namespace("bench-bare")
+        .await
+        .map_err(|e| e.to_string())?;
+    eprintln!("[bench] bare client: {} key sets in {ns_bare}", args.sets);
+    let bare = bare::run(&client, &ns_bare, args.sets, args.concurrency).await?;
+
+    let ns_op = cp
+        .namespace("bench-operator")
+        .await
+        .map_err(|e| e.to_string())?;
+    eprintln!("[bench] operator: {} key sets in {ns_op}", args.sets);
+    let binary = match &args.operator {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()
+            .map_err(|e| e.to_string())?
+            .with_file_name("dataminer-keys-operator"),
+    };
+    let op = operator::Operator::start(&binary, &kubeconfig, &ns_op, &args).await?;
+    let names = workload::names(args.sets);
+
+    let before = Requests::scrape(&client).await?;
+    let mut own = Requests::default();
+    let create =
+        workload::create_and_wait(&client, &ns_op, &names, args.concurrency, &mut own, timeout)
+            .await?;
+    let after_create = Requests::scrape(&client).await?;
+    let reconciles_create = op.reconciles().await?;
+
+    let mut own_rotate = Requests::default();
+    let rotate = workload::rotate_and_wait(
+        &client,
+        &ns_op,
+        &names,
+        args.concurrency,
+        &mut own_rotate,
+        timeout,
+    )
+    .await?;
+    let after_rotate = Requests::scrape(&client).await?;
+    let reconciles_rotate = op.reconciles().await? - reconciles_create;
+
+    // Settle (the operator's own status writes come back as watch events), then count.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let rest_start = Requests::scrape(&client).await?;
+    tokio::time::sleep(Duration::from_secs(args.rest_seconds)).await;
+    let rest_end = Requests::scrape(&client).await?;
+    let reconciles_rest = op.reconciles().await?;
+    let peak_rss = op.peak_rss_kib()?;
+    op.stop().await;
+
+    let results = Results {
+        machine: report::machine(),
+        sets: args.sets,
+        concurrency: args.concurrency,
+        create: Phase {
+            operator_seconds: create.as_secs_f64(),
+            bare_seconds: bare.create.as_secs_f64(),
+            requests: after_create.since(&before).minus(&own),
+            reconciles: reconciles_create,
+        },
+        rotate: Phase {
+            operator_seconds: rotate.as_secs_f64(),
+            bare_seconds: bare.rotate.as_secs_f64(),
+            requests: after_rotate.since(&after_create).minus(&own_rotate),
+            reconciles: reconciles_rotate,
+        },
+        rest_seconds: args.rest_seconds,
+        resync_seconds: args.resync_seconds,
+        rest_requests: rest_end.since(&rest_start).minus(&background),
+        background,
+        rest_reconciles: reconciles_rest - reconciles_create - reconciles_rotate,
+        peak_rss_kib: peak_rss,
+        bare_requests_per_set: bare.requests,
+    };
+    print!("{}", report::table(&results));
+    let path = report::write_json(&results, &args.out)?;
+    eprintln!("[bench] wrote {}", path.display());
+    Ok(())
+}

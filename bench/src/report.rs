@@ -1,0 +1,134 @@
+//! The results: a table for the terminal and JSON for the record.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::{Result, apiserver::Requests};
+
+#[derive(Serialize)]
+pub struct Phase {
+    pub operator_seconds: f64,
+    pub bare_seconds: f64,
+    /// The operator's requests in this phase (the bench's own subtracted).
+    pub requests: Requests,
+    pub reconciles: f64,
+}
+
+impl Phase {
+    pub fn ratio(&self) -> f64 {
+        self.operator_seconds / self.bare_seconds
+    }
+}
+
+#[derive(Serialize)]
+pub struct Results {
+    pub machine: String,
+    pub sets: usize,
+    pub concurrency: usize,
+    pub create: Phase,
+    pub rotate: Phase,
+    pub rest_seconds: u64,
+    pub resync_seconds: u64,
+    /// The operator's requests at rest: all requests in the window minus `background`.
+    pub rest_requests: Requests,
+    /// Requests in an equally long window before the operator started (the API server's own
+    /// leases and endpoints, kube-controller-manager).
+    pub background: Requests,
+    pub rest_reconciles: f64,
+    pub peak_rss_kib: u64,
+    pub bare_requests_per_set: Requests,
+}
+
+/// CPU model and count, memory: where the figures came from.
+pub fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|m| m.trim_start_matches([' ', '\t', ':']).to_string())
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mem_kib: u64 = std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0);
+    format!("{cpus} x {model}, {} GiB", mem_kib / 1024 / 1024)
+}
+
+pub fn table(r: &Results) -> String {
+    let n = r.sets as f64;
+    let mut out = String::new();
+    let mut line = |s: String| {
+        out.push_str(&s);
+        out.push('\n');
+    };
+    line(format!(
+        "machine: {}; {} key sets, concurrency {}",
+        r.machine, r.sets, r.concurrency
+    ));
+    line(format!(
+        "{:<28} {:>12} {:>12} {:>8}",
+        "", "operator", "bare client", "ratio"
+    ));
+    for (name, p) in [
+        ("all Ready after create", &r.create),
+        ("all rotated", &r.rotate),
+    ] {
+        line(format!(
+            "{name:<28} {:>11.2}s {:>11.2}s {:>7.2}x",
+            p.operator_seconds,
+            p.bare_seconds,
+            p.ratio()
+        ));
+    }
+    for (name, p) in [("create", &r.create), ("rotate", &r.rotate)] {
+        line(format!(
+            "{name}: {:.2} writes and {:.2} reads per key set, {:.2} reconciles per key set",
+            p.requests.writes() / n,
+            p.requests.reads() / n,
+            p.reconciles / n
+        ));
+        for (k, v) in &p.requests.0 {
+            line(format!("    {k:<40} {:>8.2} per key set", v / n));
+        }
+    }
+    line(format!(
+        "at rest ({} s, resync every {} s, background of {} requests subtracted): {} requests ({} without Leases), {} reconciles",
+        r.rest_seconds,
+        r.resync_seconds,
+        r.background.total(),
+        r.rest_requests.total(),
+        r.rest_requests.without_leases().total(),
+        r.rest_reconciles
+    ));
+    for (k, v) in &r.rest_requests.0 {
+        line(format!("    {k:<40} {v:>8}"));
+    }
+    line(format!(
+        "operator peak RSS: {:.1} MiB ({:.2} MiB per 1,000 key sets)",
+        r.peak_rss_kib as f64 / 1024.0,
+        r.peak_rss_kib as f64 / 1024.0 / n * 1000.0
+    ));
+    out
+}
+
+/// Writes `<out>/<unix time>.json` and `<out>/latest.json`.
+pub fn write_json(r: &Results, out: &Path) -> Result<PathBuf> {
+    std::fs::create_dir_all(out).map_err(|e| e.to_string())?;
+    let text = serde_json::to_string_pretty(&serde_json::json!({
+        "results": r,
+        "create_ratio": r.create.ratio(),
+        "rotate_ratio": r.rotate.ratio(),
+    }))
+    .map_err(|e| e.to_string())?;
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let path = out.join(format!("{stamp}.json"));
+    std::fs::write(&path, &text).map_err(|e| e.to_string())?;
+    std::fs::write(out.join("latest.json"), &text).map_err(|e| e.to_string())?;
+    Ok(path)
+}

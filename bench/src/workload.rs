@@ -1,0 +1,167 @@
+//! What both sides are given: N key sets created, then one rotation request each, sent by C
+//! workers. With the operator, the bench waits (on a watch) until every key set reports the
+//! result; the bare client ([`crate::bare`]) does the writes itself.
+
+use std::{
+    collections::HashSet,
+    time::{Duration, Instant},
+};
+
+use dataminer_keys_operator::api::{DataMinerKeySet, READY};
+use futures::{StreamExt, TryStreamExt};
+use kube::{
+    Api, Client,
+    api::{Patch, PatchParams, PostParams},
+    runtime::{WatchStreamExt, watcher},
+};
+use serde_json::json;
+
+use crate::{Result, apiserver::Requests};
+
+pub const LABEL: &str = "Bench pipeline";
+
+pub fn names(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("ks-{i:05}")).collect()
+}
+
+pub fn keyset(name: &str) -> DataMinerKeySet {
+    serde_json::from_value(json!({
+        "apiVersion": "keys.dataminer.services/v1alpha1",
+        "kind": "DataMinerKeySet",
+        "metadata": { "name": name },
+        "spec": {
+            "label": LABEL,
+            "scope": { "organization": { "name": "bench" } },
+            "permissions": ["RegisterCatalogItems", "AddDataMinerNodes"]
+        }
+    }))
+    .expect("a valid key set")
+}
+
+/// The rotation request: primary revision 2, confirmed.
+pub fn rotation() -> serde_json::Value {
+    json!({ "spec": { "regenerate": { "primary": { "revision": 2, "confirmLabel": LABEL } } } })
+}
+
+pub async fn create(api: &Api<DataMinerKeySet>, name: &str) -> Result<DataMinerKeySet> {
+    api.create(&PostParams::default(), &keyset(name))
+        .await
+        .map_err(|e| format!("creating {name}: {e}"))
+}
+
+pub async fn request_rotation(api: &Api<DataMinerKeySet>, name: &str) -> Result<DataMinerKeySet> {
+    api.patch(name, &PatchParams::default(), &Patch::Merge(rotation()))
+        .await
+        .map_err(|e| format!("requesting a rotation of {name}: {e}"))
+}
+
+fn ready_with_primary_at(ks: &DataMinerKeySet, revision: i64) -> bool {
+    ks.status.as_ref().is_some_and(|s| {
+        s.primary.as_ref().is_some_and(|p| p.revision == revision)
+            && s.observed_generation == ks.metadata.generation
+            && s.conditions
+                .iter()
+                .any(|c| c.type_ == READY && c.status == "True")
+    })
+}
+
+/// Creates every key set and waits until each is Ready; the time from the first create.
+pub async fn create_and_wait(
+    client: &Client,
+    ns: &str,
+    names: &[String],
+    concurrency: usize,
+    own: &mut Requests,
+    timeout: Duration,
+) -> Result<Duration> {
+    let api: Api<DataMinerKeySet> = Api::namespaced(client.clone(), ns);
+    let send = futures::stream::iter(names.iter().map(|n| create(&api, n)))
+        .buffer_unordered(concurrency)
+        .try_for_each(|_| async { Ok(()) });
+    own.add("POST dataminerkeysets", names.len() as f64);
+    drive(
+        &api,
+        names,
+        send,
+        |ks| ready_with_primary_at(ks, 1),
+        own,
+        timeout,
+    )
+    .await
+}
+
+/// Asks every key set for a new primary key and waits until each reports revision 2.
+pub async fn rotate_and_wait(
+    client: &Client,
+    ns: &str,
+    names: &[String],
+    concurrency: usize,
+    own: &mut Requests,
+    timeout: Duration,
+) -> Result<Duration> {
+    let api: Api<DataMinerKeySet> = Api::namespaced(client.clone(), ns);
+    let send = futures::stream::iter(names.iter().map(|n| request_rotation(&api, n)))
+        .buffer_unordered(concurrency)
+        .try_for_each(|_| async { Ok(()) });
+    own.add("PATCH dataminerkeysets", names.len() as f64);
+    drive(
+        &api,
+        names,
+        send,
+        |ks| ready_with_primary_at(ks, 2),
+        own,
+        timeout,
+    )
+    .await
+}
+
+/// Sends the requests while watching for `done` on every key set.
+async fn drive(
+    api: &Api<DataMinerKeySet>,
+    names: &[String],
+    send: impl Future<Output = Result<()>>,
+    done: impl Fn(&DataMinerKeySet) -> bool,
+    own: &mut Requests,
+    timeout: Duration,
+) -> Result<Duration> {
+    let mut pending: HashSet<&str> = names.iter().map(String::as_str).collect();
+    // One unpaged LIST, then one WATCH held for the phase (the server counts a watch when it
+    // ends: below, before the caller scrapes). A phase over 290 s re-opens the watch, and those
+    // few requests are counted as the operator's.
+    let config = watcher::Config {
+        page_size: None,
+        ..Default::default()
+    };
+    let mut watch = Box::pin(watcher(api.clone(), config).applied_objects());
+    own.add("LIST dataminerkeysets", 1.0);
+    own.add("WATCH dataminerkeysets", 1.0);
+    let started = Instant::now();
+    let mut send = std::pin::pin!(send);
+    let mut sent = false;
+    let deadline = tokio::time::sleep(timeout);
+    let mut deadline = std::pin::pin!(deadline);
+    while !pending.is_empty() || !sent {
+        tokio::select! {
+            result = &mut send, if !sent => { result?; sent = true; }
+            event = watch.next() => match event {
+                Some(Ok(ks)) if done(&ks) => {
+                    if let Some(name) = ks.metadata.name.as_deref() {
+                        pending.remove(name);
+                    }
+                }
+                Some(Ok(_)) => {}
+                // The watcher re-lists by itself after an error.
+                Some(Err(e)) => eprintln!("[bench] watching key sets: {e}"),
+                None => return Err("the key set watch ended".into()),
+            },
+            _ = &mut deadline => {
+                return Err(format!("{} key sets not done after {}s", pending.len(), timeout.as_secs()));
+            }
+        }
+    }
+    let took = started.elapsed();
+    drop(watch);
+    // Let the server finish (and count) the watch before the caller scrapes.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    Ok(took)
+}
