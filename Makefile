@@ -39,7 +39,7 @@ BENCH_PROFILE ?= release
 BENCH_ARGS ?=
 bench: control-plane
 	$(CARGO) build $(if $(filter release,$(BENCH_PROFILE)),--release) -p dataminer-keys-operator \
-	  --bin dataminer-keys-operator -p dmk-bench
+	  -p dmk-bench --bins
 	$(TARGET_DIR)/$(BENCH_PROFILE)/dmk-bench --out target/bench $(BENCH_ARGS)
 
 ## make run: the operator against $$KUBECONFIG when that cluster answers, else against a local

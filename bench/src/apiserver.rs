@@ -84,8 +84,9 @@ impl Requests {
         *self.0.entry(key.to_string()).or_insert(0.0) += n;
     }
 
+    // `0.0 +`: a float sum of nothing is -0.0.
     pub fn total(&self) -> f64 {
-        self.0.values().sum()
+        0.0 + self.0.values().sum::<f64>()
     }
 
     /// Writes only: every verb but GET, LIST and WATCH.
@@ -93,8 +94,7 @@ impl Requests {
         self.0
             .iter()
             .filter(|(k, _)| !["GET ", "LIST ", "WATCH "].iter().any(|r| k.starts_with(r)))
-            .map(|(_, v)| v)
-            .sum()
+            .fold(0.0, |sum, (_, v)| sum + v)
     }
 
     /// Reads that reached the API server as single-object GETs or LISTs (watches excluded).
@@ -102,8 +102,7 @@ impl Requests {
         self.0
             .iter()
             .filter(|(k, _)| k.starts_with("GET ") || k.starts_with("LIST "))
-            .map(|(_, v)| v)
-            .sum()
+            .fold(0.0, |sum, (_, v)| sum + v)
     }
 
     /// Requests other than the Lease's.

@@ -18,7 +18,7 @@ use crate::{
     api::DataMinerKeySet,
     error::{Error, Result},
     keys::{self, KeyValue},
-    plan::{Held, Plan, Problem, SecretWrite, Slot, SlotPlan},
+    plan::{Held, Plan, Problem, SecretSeen, SecretWrite, Slot, SlotPlan},
     secret::{self, FIELD_MANAGER},
     status::Applied,
 };
@@ -36,9 +36,17 @@ pub(super) async fn apply(
         ensure_leading(ctx)?;
     }
     let (written, failure) = match write(ks, ctx, &plan, observed).await {
-        Ok(written) => (written, None),
-        Err(WriteError::Conflict) => return Err(Error::Changed),
+        Ok(written) => {
+            remember(ks, ctx, &plan, &written);
+            (written, None)
+        }
+        Err(WriteError::Conflict) => {
+            // Changed since it was read, or a create refused because the name is taken.
+            ctx.cache.must_read(ks);
+            return Err(Error::Changed);
+        }
         Err(WriteError::Failed(failure)) => {
+            ctx.cache.must_read(ks);
             let Failure {
                 partial,
                 message,
@@ -54,6 +62,7 @@ pub(super) async fn apply(
                 Written {
                     held: [None, None],
                     secret_uid: None,
+                    secret: None,
                 }
             });
             plan.problems.push(Problem::WriteFailed(message));
@@ -69,10 +78,26 @@ pub(super) async fn apply(
     Ok((applied, failure))
 }
 
+/// What this reconcile wrote is what the next one will find: no read needed then.
+fn remember(ks: &DataMinerKeySet, ctx: &Context, plan: &Plan, written: &Written) {
+    match (&plan.write, &written.secret) {
+        (SecretWrite::None, _) => {}
+        (SecretWrite::Delete, _) => ctx.cache.verified(ks, None, &SecretSeen::Absent),
+        (_, Some(answer)) => {
+            let status = ks.status.clone().unwrap_or_default();
+            let (seen, _) = secret::observe(ks, &status, &ctx.proof_key, Some(answer));
+            ctx.cache.verified(ks, Some(answer), &seen);
+        }
+        (_, None) => ctx.cache.must_read(ks),
+    }
+}
+
 /// What the Secret holds after the apply step, and its uid.
 struct Written {
     held: [Option<Held>; 2],
     secret_uid: Option<String>,
+    /// The Secret as the API server answered the last write (none for a delete or no write).
+    secret: Option<Secret>,
 }
 
 enum WriteError {
@@ -153,6 +178,7 @@ async fn write(
         SecretWrite::None => Ok(Written {
             held: plan.holds.clone(),
             secret_uid: plan.secret_uid.clone(),
+            secret: None,
         }),
         SecretWrite::Delete => {
             let dp = DeleteParams {
@@ -171,6 +197,7 @@ async fn write(
             Ok(Written {
                 held: [None, None],
                 secret_uid: None,
+                secret: None,
             })
         }
         SecretWrite::Create { slots } | SecretWrite::Update { slots } => {
@@ -212,6 +239,7 @@ async fn write(
             };
             let mut secret_uid = plan.secret_uid.clone();
             let mut created = None;
+            let mut answer = None;
             if precondition.is_none() {
                 let body = secret::build(ks, &ctx.proof_key, [p, s], revisions, None);
                 let pp = PostParams {
@@ -223,26 +251,33 @@ async fn write(
                     .map_err(|e| failed(e, &[p, s], None, "create"))?;
                 crash_point("secret-write");
                 secret_uid = made.uid();
-                created = Some(Written {
-                    held: held.clone(),
-                    secret_uid: secret_uid.clone(),
-                });
                 precondition = secret::has_user_metadata(ks).then(|| {
                     (
                         made.uid().unwrap_or_default(),
                         made.resource_version().unwrap_or_default(),
                     )
                 });
+                created = Some(Written {
+                    held: held.clone(),
+                    secret_uid: secret_uid.clone(),
+                    secret: Some(made.clone()),
+                });
+                answer = Some(made);
             }
             if precondition.is_some() {
                 let body = secret::build(ks, &ctx.proof_key, [p, s], revisions, precondition);
                 let pp = PatchParams::apply(FIELD_MANAGER).force();
-                call(secrets.patch(&secret_name, &pp, &Patch::Apply(&body)))
+                let patched = call(secrets.patch(&secret_name, &pp, &Patch::Apply(&body)))
                     .await
                     .map_err(|e| failed(e, &[p, s], created, "update"))?;
                 crash_point("secret-write");
+                answer = Some(patched);
             }
-            Ok(Written { held, secret_uid })
+            Ok(Written {
+                held,
+                secret_uid,
+                secret: answer,
+            })
         }
     }
 }

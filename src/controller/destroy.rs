@@ -11,7 +11,7 @@ use kube::{
 use super::{
     Context,
     calls::{call, ensure_leading},
-    observe::observe,
+    observe::{Read, observe},
 };
 use crate::{
     api::DataMinerKeySet,
@@ -21,7 +21,8 @@ use crate::{
 
 pub(super) async fn destroy_keys(ks: &DataMinerKeySet, ctx: &Context) -> Result<Action> {
     let status = ks.status.clone().unwrap_or_default();
-    let observed = observe(ks, ctx, &status).await?;
+    let observed = observe(ks, ctx, &status, Read::Always).await?;
+    ctx.cache.remove(ks);
     let Some(existing) = observed
         .secret
         .as_ref()

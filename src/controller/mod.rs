@@ -2,6 +2,7 @@
 
 mod apply;
 mod backoff;
+mod cache;
 mod calls;
 mod destroy;
 mod observe;
@@ -15,12 +16,13 @@ use futures::{StreamExt, stream::BoxStream};
 use k8s_openapi::api::core::v1::Secret;
 use kube::{
     Api, Client,
+    core::PartialObjectMeta,
     runtime::{
-        Controller,
+        Controller, WatchStreamExt,
         controller::Config as ControllerConfig,
         events::{Recorder, Reporter},
-        reflector::Store,
-        watcher,
+        reflector::{self, Store},
+        watcher::{self, watcher},
     },
 };
 
@@ -50,6 +52,8 @@ pub struct Context {
     pub leadership: Option<Leadership>,
     /// Periodic re-check of every key set without a watch event.
     pub resync: std::time::Duration,
+    /// The Secret caches and what this process verified and wrote.
+    pub cache: cache::Cache,
 }
 
 impl Context {
@@ -71,6 +75,7 @@ impl Context {
             backoff: Default::default(),
             leadership: None,
             resync: DEFAULT_RESYNC,
+            cache: Default::default(),
         }
     }
 }
@@ -78,6 +83,14 @@ impl Context {
 /// Periodic re-check: catches drift in Secrets the watch does not see (a foreign Secret that
 /// blocks us goes away) without hammering the API.
 pub const DEFAULT_RESYNC: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Drops what the reconciler never reads before an object enters a cache: the field managers'
+/// records and a client-side apply's copy of the whole object.
+fn slim(obj: &mut impl kube::ResourceExt) {
+    obj.managed_fields_mut().clear();
+    obj.annotations_mut()
+        .remove("kubectl.kubernetes.io/last-applied-configuration");
+}
 
 /// Which namespaces to watch.
 #[derive(Clone, Debug)]
@@ -101,7 +114,8 @@ pub fn controllers(
     concurrency: u16,
     stopping: tokio::sync::watch::Receiver<bool>,
 ) -> Controllers {
-    let apis: Vec<(Api<DataMinerKeySet>, Api<Secret>)> = match namespaces {
+    // Secrets as metadata only: a version to compare, never a value.
+    let apis: Vec<(Api<DataMinerKeySet>, Api<PartialObjectMeta<Secret>>)> = match namespaces {
         Namespaces::All => vec![(Api::all(ctx.client.clone()), Api::all(ctx.client.clone()))],
         Namespaces::Only(list) => list
             .iter()
@@ -115,10 +129,25 @@ pub fn controllers(
     };
     let secret_selector = format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}");
     let mut stores = Vec::new();
+    let mut secret_stores = Vec::new();
     let mut streams = Vec::new();
     for (keysets, secrets) in apis {
-        let controller = Controller::new(keysets, watcher::Config::default().any_semantic())
-            .owns(secrets, watcher::Config::default().labels(&secret_selector))
+        // Key sets in a cache of our own, without what the reconciler never reads.
+        let (reader, writer) = reflector::store();
+        let keyset_stream = watcher(keysets, watcher::Config::default().any_semantic())
+            .default_backoff()
+            .modify(slim)
+            .reflect(writer)
+            .touched_objects();
+        let (secret_reader, secret_writer) = reflector::store();
+        let secret_stream = watcher(secrets, watcher::Config::default().labels(&secret_selector))
+            .default_backoff()
+            .modify(slim)
+            .reflect(secret_writer)
+            .touched_objects();
+        secret_stores.push(secret_reader);
+        let controller = Controller::for_stream(keyset_stream, reader)
+            .owns_stream(secret_stream)
             .with_config(ControllerConfig::default().concurrency(concurrency))
             .graceful_shutdown_on({
                 let mut stopping = stopping.clone();
@@ -137,6 +166,28 @@ pub fn controllers(
             .boxed();
         streams.push(stream);
     }
+    ctx.cache.set_secret_stores(secret_stores.clone());
+    // Until every Secret watch has listed, the absence of a Secret in the cache means nothing.
+    let synced = {
+        let ctx = ctx.clone();
+        async move {
+            for store in secret_stores {
+                while tokio::time::timeout(
+                    std::time::Duration::from_millis(200),
+                    store.wait_until_ready(),
+                )
+                .await
+                .is_err()
+                {}
+            }
+            ctx.cache.secrets_synced();
+        }
+    };
+    streams.push(
+        futures::stream::once(synced)
+            .filter(|_| async { false })
+            .boxed(),
+    );
     Controllers {
         stores,
         run: futures::stream::select_all(streams).boxed(),

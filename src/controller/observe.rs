@@ -1,9 +1,10 @@
 //! The observe step: the key set's Secret as it is, checked against the record for the plan.
+//! From the cache when it can answer (see [`super::cache`]), else by a GET.
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, ResourceExt};
 
-use super::{Context, calls::call};
+use super::{Context, cache::CachedSecret, calls::call};
 use crate::{
     api::{DataMinerKeySet, DataMinerKeySetStatus},
     error::{Error, Result},
@@ -12,22 +13,49 @@ use crate::{
     secret,
 };
 
-/// What exists: the Secret (if any), what the plan needs to know of it, and its values where
-/// the operator can prove it wrote them.
+/// Whether the cache may answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Read {
+    /// Read only what the cache cannot tell.
+    IfUnknown,
+    /// Read the Secret (a write or delete follows and needs its values and version).
+    Always,
+}
+
+/// What exists: what the plan needs to know of the Secret, and, when it was read, the Secret
+/// and its values where the operator can prove it wrote them.
 pub(super) struct Observed {
+    /// The Secret as read; `None` when absent or when the cache answered.
     pub secret: Option<Secret>,
     pub seen: SecretSeen,
     pub values: [Option<KeyValue>; 2],
+    /// The cache answered: nothing was read.
+    pub from_cache: bool,
 }
 
-/// Reads the key set's Secret. A direct GET, not the watch cache, so a foreign Secret (which
-/// is not watched) is seen too, and the resourceVersion is fresh for the optimistic write that
-/// may follow.
 pub(super) async fn observe(
     ks: &DataMinerKeySet,
     ctx: &Context,
     status: &DataMinerKeySetStatus,
+    read: Read,
 ) -> Result<Observed> {
+    if read == Read::IfUnknown {
+        let cached = match ctx.cache.secret(ks) {
+            CachedSecret::Verified(seen) => Some(seen),
+            CachedSecret::Absent => Some(SecretSeen::Absent),
+            CachedSecret::Unknown => None,
+        };
+        if let Some(seen) = cached {
+            return Ok(Observed {
+                secret: None,
+                seen,
+                values: [None, None],
+                from_cache: true,
+            });
+        }
+    }
+    // A direct GET, not a cache: a foreign Secret (not watched) is seen too, and the
+    // resourceVersion is fresh for the optimistic write that may follow.
     let secrets: Api<Secret> =
         Api::namespaced(ctx.client.clone(), &ks.namespace().unwrap_or_default());
     let secret_name = ks.secret_name();
@@ -38,9 +66,11 @@ pub(super) async fn observe(
         })
     })?;
     let (seen, values) = secret::observe(ks, status, &ctx.proof_key, existing.as_ref());
+    ctx.cache.verified(ks, existing.as_ref(), &seen);
     Ok(Observed {
         secret: existing,
         seen,
         values,
+        from_cache: false,
     })
 }

@@ -18,16 +18,16 @@ use tracing::instrument;
 use super::{
     Context,
     apply::apply,
-    calls::{call, ensure_leading},
+    calls::ensure_leading,
     destroy::destroy_keys,
-    observe::{Observed, observe},
+    observe::{Observed, Read, observe},
     report::report,
     write_status::write_status,
 };
 use crate::{
     api::{DataMinerKeySet, DataMinerKeySetStatus, READY},
     error::{Error, Result},
-    plan::{self, Plan, PlanInput, Problem},
+    plan::{self, Plan, PlanInput, Problem, SecretWrite},
     status::{self, Applied},
 };
 
@@ -71,23 +71,18 @@ fn object_name(ks: &DataMinerKeySet) -> String {
     format!("{}/{}", ks.namespace().unwrap_or_default(), ks.name_any())
 }
 
-/// Reads the key set afresh, then runs the finalizer: keys for a live key set, cleanup for one
-/// being deleted.
-async fn reconcile_once(cached: &DataMinerKeySet, ctx: &Context) -> Result<Action> {
+/// Plans from the watch cache (see [`super::cache`]), then runs the finalizer: keys for a live
+/// key set, cleanup for one being deleted.
+async fn reconcile_once(cached: &Arc<DataMinerKeySet>, ctx: &Context) -> Result<Action> {
     let object = object_name(cached);
+    // The cache has not yet delivered our own last status write: planning from it would record
+    // a change twice. That write's watch event reconciles again.
+    if ctx.cache.is_stale(cached) {
+        return Ok(Action::await_change());
+    }
     let keysets: Api<DataMinerKeySet> =
         Api::namespaced(ctx.client.clone(), &cached.namespace().unwrap_or_default());
-    // The watch cache can lag behind our own last status write (a Secret event may arrive
-    // first): planning from it would record a change twice. Read the key set itself, and
-    // write its status only if it is still that version.
-    let fresh = call(keysets.get_opt(&cached.name_any()))
-        .await
-        .map_err(|e| e.into_error("reading the key set", |source| Error::ReadKeySet { source }))?;
-    let Some(fresh) = fresh else {
-        ctx.metrics.keyset_state(&object, None);
-        return Ok(Action::await_change());
-    };
-    let result = finalizer(&keysets, FINALIZER, Arc::new(fresh), |event| async {
+    let result = finalizer(&keysets, FINALIZER, cached.clone(), |event| async {
         match event {
             finalizer::Event::Apply(ks) => reconcile_keyset(&ks, ctx, &keysets).await,
             finalizer::Event::Cleanup(ks) => {
@@ -119,8 +114,14 @@ async fn reconcile_keyset(
     keysets: &Api<DataMinerKeySet>,
 ) -> Result<Action> {
     let status = ks.status.clone().unwrap_or_default();
-    let observed = observe(ks, ctx, &status).await?;
-    let plan = plan_for(ks, &status, &observed);
+    let mut observed = observe(ks, ctx, &status, Read::IfUnknown).await?;
+    let mut plan = plan_for(ks, &status, &observed);
+    // Rewriting or deleting a Secret needs its current values and version: read it first.
+    if observed.from_cache && matches!(plan.write, SecretWrite::Update { .. } | SecretWrite::Delete)
+    {
+        observed = observe(ks, ctx, &status, Read::Always).await?;
+        plan = plan_for(ks, &status, &observed);
+    }
     let (applied, failure) = apply(ks, ctx, plan, observed).await?;
     let next = status::next_status(ks, &applied);
     // A lapsed leader writes nothing more; the next leader finds (and records) what was written.

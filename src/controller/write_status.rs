@@ -45,5 +45,6 @@ pub(super) async fn write_status(
         Some(409) => Error::Changed,
         _ => e.into_error("writing status", |source| Error::WriteStatus { source }),
     })?;
+    ctx.cache.status_written(ks);
     Ok(())
 }

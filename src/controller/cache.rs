@@ -1,0 +1,175 @@
+//! What the reconciler knows without asking the API server: the watch caches, and what it
+//! wrote or read itself.
+//!
+//! Secrets are cached as metadata only; values are read by GET when needed. For each key set
+//! the reconciler remembers the Secret version it last verified (uid and resourceVersion), the
+//! key set generation it verified it for, and the plan's view of it. While the cached Secret is
+//! still that version and the spec has not changed, the values cannot have changed, so the plan
+//! reuses that view without a read. Only a clean view is remembered: every value proven at the
+//! revision its annotation names (anything else depends on the record and the request, and is
+//! read again each time).
+//!
+//! It also remembers the key set version its last status write was made on: a cached key set
+//! still at that version predates the write (the watch has not delivered it yet), and planning
+//! from it would record a change twice, so that reconcile waits for the watch instead.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex, OnceLock,
+        atomic::{AtomicBool, Ordering},
+    },
+};
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::{
+    ResourceExt,
+    core::PartialObjectMeta,
+    runtime::reflector::{ObjectRef, Store},
+};
+
+use crate::{
+    api::DataMinerKeySet,
+    plan::{SecretSeen, Slot},
+};
+
+/// A Secret version the reconciler has verified, and the plan's view of it.
+#[derive(Clone, Debug)]
+struct Verified {
+    uid: String,
+    resource_version: String,
+    generation: Option<i64>,
+    seen: SecretSeen,
+}
+
+#[derive(Default)]
+struct Memo {
+    verified: Option<Verified>,
+    /// A create was refused or a write's outcome is unknown: read before planning again.
+    must_read: bool,
+    /// The key set's resourceVersion the last status write was made on.
+    status_written_on: Option<String>,
+}
+
+#[derive(Default)]
+pub struct Cache {
+    secrets: OnceLock<Vec<Store<PartialObjectMeta<Secret>>>>,
+    /// Every Secret watch has listed once; before that, absence in the cache means nothing.
+    secrets_synced: AtomicBool,
+    memo: Mutex<HashMap<String, Memo>>,
+}
+
+/// What the cache says about a key set's Secret.
+pub(super) enum CachedSecret {
+    /// The cached Secret is the version last verified for this spec: its view holds.
+    Verified(SecretSeen),
+    /// No Secret of that name, none recorded, none ever seen for this key set.
+    Absent,
+    /// Anything else (a new version, one never verified, one that left the cache): read it.
+    Unknown,
+}
+
+fn key(ks: &DataMinerKeySet) -> String {
+    format!("{}/{}", ks.namespace().unwrap_or_default(), ks.name_any())
+}
+
+/// Every value present is proven at the revision its annotation names.
+fn is_clean(seen: &SecretSeen) -> bool {
+    match seen {
+        SecretSeen::Absent => false,
+        SecretSeen::Present { slots, .. } => Slot::BOTH.iter().all(|&slot| {
+            let s = &slots[slot.index()];
+            s.fingerprint.is_some() && s.proven.is_some() && s.proven == s.revision
+        }),
+    }
+}
+
+impl Cache {
+    /// Called once the Secret watches exist; `synced` when each has listed.
+    pub(super) fn set_secret_stores(&self, stores: Vec<Store<PartialObjectMeta<Secret>>>) {
+        let _ = self.secrets.set(stores);
+    }
+
+    pub(super) fn secrets_synced(&self) {
+        self.secrets_synced.store(true, Ordering::Relaxed);
+    }
+
+    fn cached_secret(&self, ks: &DataMinerKeySet) -> Option<Arc<PartialObjectMeta<Secret>>> {
+        let reference =
+            ObjectRef::new(&ks.secret_name()).within(&ks.namespace().unwrap_or_default());
+        self.secrets.get()?.iter().find_map(|s| s.get(&reference))
+    }
+
+    pub(super) fn secret(&self, ks: &DataMinerKeySet) -> CachedSecret {
+        if !self.secrets_synced.load(Ordering::Relaxed) {
+            return CachedSecret::Unknown;
+        }
+        let memo = self.memo.lock().expect("cache lock");
+        let memo = memo.get(&key(ks));
+        if memo.is_some_and(|m| m.must_read) {
+            return CachedSecret::Unknown;
+        }
+        let verified = memo.and_then(|m| m.verified.as_ref());
+        let recorded = ks.status.as_ref().and_then(|s| s.secret_uid.as_ref());
+        match (self.cached_secret(ks), verified) {
+            (Some(meta), Some(v))
+                if meta.uid().as_deref() == Some(v.uid.as_str())
+                    && meta.resource_version().as_deref() == Some(v.resource_version.as_str())
+                    && ks.metadata.generation == v.generation =>
+            {
+                CachedSecret::Verified(v.seen.clone())
+            }
+            // A new key set. Should a Secret of that name exist all the same (someone else's,
+            // not labelled as ours, so not cached), the create is refused and the retry reads.
+            (None, None) if recorded.is_none() => CachedSecret::Absent,
+            _ => CachedSecret::Unknown,
+        }
+    }
+
+    /// After a read or a write: this version of the Secret is what `seen` says.
+    pub(super) fn verified(
+        &self,
+        ks: &DataMinerKeySet,
+        secret: Option<&Secret>,
+        seen: &SecretSeen,
+    ) {
+        let mut memo = self.memo.lock().expect("cache lock");
+        let entry = memo.entry(key(ks)).or_default();
+        entry.must_read = false;
+        entry.verified = secret.filter(|_| is_clean(seen)).and_then(|s| {
+            Some(Verified {
+                uid: s.uid()?,
+                resource_version: s.resource_version()?,
+                generation: ks.metadata.generation,
+                seen: seen.clone(),
+            })
+        });
+    }
+
+    /// Read the Secret before the next plan (a refused create, a write with unknown outcome).
+    pub(super) fn must_read(&self, ks: &DataMinerKeySet) {
+        let mut memo = self.memo.lock().expect("cache lock");
+        let entry = memo.entry(key(ks)).or_default();
+        entry.must_read = true;
+        entry.verified = None;
+    }
+
+    /// After a status write made on `ks` as it was cached.
+    pub(super) fn status_written(&self, ks: &DataMinerKeySet) {
+        let mut memo = self.memo.lock().expect("cache lock");
+        memo.entry(key(ks)).or_default().status_written_on = ks.resource_version();
+    }
+
+    /// True when `ks` is the version the last status write was made on: the cache is behind.
+    pub(super) fn is_stale(&self, ks: &DataMinerKeySet) -> bool {
+        let memo = self.memo.lock().expect("cache lock");
+        memo.get(&key(ks))
+            .and_then(|m| m.status_written_on.as_deref())
+            .is_some_and(|rv| Some(rv) == ks.resource_version().as_deref())
+    }
+
+    /// The key set is gone.
+    pub(super) fn remove(&self, ks: &DataMinerKeySet) {
+        self.memo.lock().expect("cache lock").remove(&key(ks));
+    }
+}
