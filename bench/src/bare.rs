@@ -10,6 +10,7 @@ use std::{
 
 use dataminer_keys_operator::{
     api::DataMinerKeySet,
+    controller::events::{self, Reporter},
     keys::{self, KeyValue},
     plan::{Change, Held, Plan, SecretWrite, Slot},
     proof::ProofKey,
@@ -21,7 +22,6 @@ use k8s_openapi::{api::core::v1::Secret, jiff::Timestamp};
 use kube::{
     Api, Client, Resource, ResourceExt,
     api::{Patch, PatchParams, PostParams},
-    runtime::events::{Event, EventType, Recorder, Reporter},
 };
 use serde_json::json;
 
@@ -46,18 +46,23 @@ struct Kept {
 }
 
 struct Writer {
+    client: Client,
     secrets: Api<Secret>,
     keysets: Api<DataMinerKeySet>,
-    recorder: Recorder,
+    reporter: Reporter,
     proof: ProofKey,
     kept: Mutex<HashMap<String, Kept>>,
 }
 
 pub async fn run(client: &Client, ns: &str, n: usize, concurrency: usize) -> Result<Bare> {
     let writer = Arc::new(Writer {
+        client: client.clone(),
         secrets: Api::namespaced(client.clone(), ns),
         keysets: Api::namespaced(client.clone(), ns),
-        recorder: Recorder::new(client.clone(), Reporter::from("dmk-bench-bare")),
+        reporter: Reporter {
+            controller: "dmk-bench-bare".into(),
+            instance: "dmk-bench-bare".into(),
+        },
         proof: ProofKey::generate().map_err(|e| e.to_string())?,
         kept: Mutex::new(HashMap::new()),
     });
@@ -234,15 +239,8 @@ impl Writer {
             now: Timestamp::now(),
         };
         for notice in status::notices(ks, &applied) {
-            let event = Event {
-                type_: EventType::Normal,
-                reason: notice.reason.into(),
-                note: Some(notice.note),
-                action: notice.action.into(),
-                secondary: None,
-            };
-            self.recorder
-                .publish(&event, &ks.object_ref(&()))
+            let event = events::event(&self.reporter, notice, ks.object_ref(&()));
+            events::publish(&self.client, &event)
                 .await
                 .map_err(|e| e.to_string())?;
         }

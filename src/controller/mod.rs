@@ -5,6 +5,7 @@ mod backoff;
 mod cache;
 mod calls;
 mod destroy;
+pub mod events;
 mod observe;
 mod reconcile;
 mod report;
@@ -20,7 +21,6 @@ use kube::{
     runtime::{
         Controller, WatchStreamExt,
         controller::Config as ControllerConfig,
-        events::{Recorder, Reporter},
         reflector::{self, Store},
         watcher::{self, watcher},
     },
@@ -40,8 +40,8 @@ use crate::{
 /// Built once per process and shared by every reconciliation.
 pub struct Context {
     pub client: Client,
-    /// One Recorder per process, as kube-rs recommends (it batches repeated Events).
-    pub recorder: Recorder,
+    /// Who publishes the Events.
+    pub reporter: events::Reporter,
     pub metrics: Arc<Metrics>,
     /// Signs every key value written, so the operator can tell its keys from planted ones.
     pub proof_key: ProofKey,
@@ -63,12 +63,13 @@ impl Context {
         proof_key: ProofKey,
         instance: Option<String>,
     ) -> Self {
-        let reporter = Reporter {
-            controller: "dataminer-keys-operator".into(),
-            instance,
+        const CONTROLLER: &str = "dataminer-keys-operator";
+        let reporter = events::Reporter {
+            controller: CONTROLLER.into(),
+            instance: instance.unwrap_or_else(|| CONTROLLER.into()),
         };
         Context {
-            recorder: Recorder::new(client.clone(), reporter),
+            reporter,
             client,
             metrics,
             proof_key,

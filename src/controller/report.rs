@@ -6,12 +6,9 @@
 //! retry finds the same change again (the Secret is ahead of status) and announces it then:
 //! every change is announced at least once.
 
-use kube::{
-    Resource, ResourceExt,
-    runtime::events::{Event, EventType},
-};
+use kube::{Resource, ResourceExt};
 
-use super::{Context, calls::REQUEST_TIMEOUT};
+use super::{Context, calls::REQUEST_TIMEOUT, events};
 use crate::{
     api::DataMinerKeySet,
     error::{Error, Result},
@@ -21,31 +18,16 @@ use crate::{
 
 pub(super) async fn report(ks: &DataMinerKeySet, ctx: &Context, applied: &Applied) -> Result<()> {
     for notice in status::notices(ks, applied) {
-        let event = Event {
-            type_: if notice.warning {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            },
-            reason: notice.reason.into(),
-            note: Some(notice.note),
-            action: notice.action.into(),
-            secondary: None,
-        };
-        let published = tokio::time::timeout(
-            REQUEST_TIMEOUT,
-            ctx.recorder.publish(&event, &ks.object_ref(&())),
-        )
-        .await;
+        let reason = notice.reason;
+        let event = events::event(&ctx.reporter, notice, ks.object_ref(&()));
+        let published =
+            tokio::time::timeout(REQUEST_TIMEOUT, events::publish(&ctx.client, &event)).await;
         if !matches!(published, Ok(Ok(_))) {
             let message = match published {
                 Ok(Err(e)) => e.to_string(),
                 _ => format!("no answer within {}s", REQUEST_TIMEOUT.as_secs()),
             };
-            return Err(Error::PublishEvent {
-                reason: notice.reason,
-                message,
-            });
+            return Err(Error::PublishEvent { reason, message });
         }
     }
     for change in &applied.plan.changes {

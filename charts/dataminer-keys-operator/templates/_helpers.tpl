@@ -61,8 +61,8 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["delete"]
-# Audit Events; kube's Recorder patches an Event into a series when it repeats.
+# Audit Events: each one a new object (src/controller/events.rs).
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
-  verbs: ["create", "patch"]
+  verbs: ["create"]
 {{- end -}}

@@ -1,0 +1,52 @@
+//! Publishing an Event: one POST of an `events.k8s.io/v1` Event, nothing kept.
+//!
+//! kube's `Recorder` keeps every Event it sent for six minutes, to count repeats as a series,
+//! and scans that whole cache under one lock on every publish: at thousands of key sets that is
+//! memory held and work serialized for nothing, since every Event of ours is unique (a change
+//! names its revision and fingerprint; a problem is announced once while it lasts).
+
+use k8s_openapi::{
+    api::{core::v1::ObjectReference, events::v1::Event},
+    apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta},
+    jiff::Timestamp,
+};
+use kube::{Api, Client, api::PostParams};
+
+use crate::status::Notice;
+
+/// Who reports: the controller's name and this replica.
+pub struct Reporter {
+    pub controller: String,
+    pub instance: String,
+}
+
+/// The Event for `notice` about `regarding`.
+pub fn event(reporter: &Reporter, notice: Notice, regarding: ObjectReference) -> Event {
+    let now = Timestamp::now();
+    let name = regarding.name.clone().unwrap_or_default();
+    Event {
+        metadata: ObjectMeta {
+            // As kubectl and client-go name them: the object's name and a unique suffix.
+            name: Some(format!("{name}.{:x}", now.as_nanosecond())),
+            namespace: regarding.namespace.clone(),
+            ..Default::default()
+        },
+        event_time: Some(MicroTime(now)),
+        type_: Some(if notice.warning { "Warning" } else { "Normal" }.into()),
+        reason: Some(notice.reason.into()),
+        action: Some(notice.action.into()),
+        note: Some(notice.note),
+        regarding: Some(regarding),
+        reporting_controller: Some(reporter.controller.clone()),
+        reporting_instance: Some(reporter.instance.clone()),
+        ..Default::default()
+    }
+}
+
+pub async fn publish(client: &Client, event: &Event) -> kube::Result<()> {
+    let namespace = event.metadata.namespace.as_deref().unwrap_or("default");
+    Api::<Event>::namespaced(client.clone(), namespace)
+        .create(&PostParams::default(), event)
+        .await
+        .map(drop)
+}
