@@ -45,6 +45,11 @@ pub struct Args {
     /// Where the JSON goes.
     #[arg(long, default_value = "target/bench")]
     out: PathBuf,
+    /// Fail (exit 1) when the operator exceeds its request budget: any request at rest besides
+    /// the Lease, more than 4 writes or 0.1 reads per new key set, more than 1.1 reads per
+    /// rotation. `make test` passes it.
+    #[arg(long)]
+    check: bool,
     /// Give up on a phase after this many seconds.
     #[arg(long, default_value_t = 900)]
     timeout: u64,
@@ -193,5 +198,9 @@ async fn run(args: Args) -> Result<()> {
     print!("{}", report::table(&results));
     let path = report::write_json(&results, &args.out)?;
     eprintln!("[bench] wrote {}", path.display());
+    if args.check {
+        report::check(&results)?;
+        eprintln!("[bench] within the request budget");
+    }
     Ok(())
 }

@@ -115,6 +115,39 @@ pub fn table(r: &Results) -> String {
     out
 }
 
+/// The request budget (issue 11): what the operator may cost per key set and at rest. Writes
+/// allow for the finalizer; fractions allow for the odd retry after a conflict.
+pub fn check(r: &Results) -> Result<()> {
+    let n = r.sets as f64;
+    let mut over = Vec::new();
+    let rest = r.rest_requests.without_leases();
+    if rest.total() > 0.0 {
+        over.push(format!(
+            "{} requests at rest besides the Lease: {:?}",
+            rest.total(),
+            rest.0
+        ));
+    }
+    let budget = [
+        (
+            "writes per new key set",
+            r.create.requests.writes() / n,
+            4.0,
+        ),
+        ("reads per new key set", r.create.requests.reads() / n, 0.1),
+        ("reads per rotation", r.rotate.requests.reads() / n, 1.1),
+    ];
+    for (what, got, max) in budget {
+        if got > max {
+            over.push(format!("{what}: {got:.2} (budget {max})"));
+        }
+    }
+    match over.is_empty() {
+        true => Ok(()),
+        false => Err(format!("over budget: {}", over.join("; "))),
+    }
+}
+
 /// Writes `<out>/<unix time>.json` and `<out>/latest.json`.
 pub fn write_json(r: &Results, out: &Path) -> Result<PathBuf> {
     std::fs::create_dir_all(out).map_err(|e| e.to_string())?;
