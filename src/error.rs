@@ -6,11 +6,6 @@ use crate::keys::RandomSourceError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("reading the key set: {source}")]
-    ReadKeySet {
-        #[source]
-        source: kube::Error,
-    },
     #[error("reading Secret {secret}: {source}")]
     ReadSecret {
         secret: String,
@@ -56,7 +51,6 @@ impl Error {
     /// Low-cardinality label for the reconcile error metric.
     pub fn metric_label(&self) -> &'static str {
         match self {
-            Error::ReadKeySet { .. } => "read_keyset",
             Error::ReadSecret { .. } => "read_secret",
             Error::WriteSecret { .. } => "write_secret",
             Error::DeleteSecret { .. } => "delete_secret",

@@ -105,6 +105,25 @@ impl Requests {
             .fold(0.0, |sum, (_, v)| sum + v)
     }
 
+    /// Only the resources the operator uses (key sets, their status, Secrets, Events, Leases):
+    /// the rest (kube-controller-manager re-opening its watches, the API server's own
+    /// endpoints) cannot be the operator's. Returns (the operator's, the others).
+    pub fn split_operator(&self) -> (Requests, Requests) {
+        const OURS: [&str; 5] = [
+            "dataminerkeysets",
+            "dataminerkeysets/status",
+            "secrets",
+            "events",
+            "leases",
+        ];
+        let (ours, others) = self
+            .0
+            .clone()
+            .into_iter()
+            .partition(|(k, _)| k.rsplit_once(' ').is_some_and(|(_, r)| OURS.contains(&r)));
+        (Requests(ours), Requests(others))
+    }
+
     /// Requests other than the Lease's.
     pub fn without_leases(&self) -> Requests {
         let mut out = self.0.clone();
@@ -131,6 +150,13 @@ apiserver_request_total{code="200",component="",dry_run="",group="",resource="",
         assert_eq!(r.0.get("APPLY dataminerkeysets/status"), Some(&2.0));
         assert_eq!(r.0.len(), 2);
         assert_eq!(r.writes(), 6.0);
+        let (ours, others) =
+            Requests::parse(&text.replace("\"secrets\"", "\"configmaps\"")).split_operator();
+        assert_eq!(
+            ours.0.keys().collect::<Vec<_>>(),
+            ["APPLY dataminerkeysets/status"]
+        );
+        assert_eq!(others.0.keys().collect::<Vec<_>>(), ["POST configmaps"]);
         let later = Requests::parse(&text.replace("} 3", "} 5"));
         assert_eq!(
             later.since(&r).0,

@@ -171,6 +171,15 @@ async fn run(args: Args) -> Result<()> {
     let peak_rss = op.peak_rss_kib()?;
     op.stop().await;
 
+    let (create_requests, create_others) = after_create.since(&before).minus(&own).split_operator();
+    let (rotate_requests, rotate_others) = after_rotate
+        .since(&after_create)
+        .minus(&own_rotate)
+        .split_operator();
+    let (rest_requests, rest_others) = rest_end
+        .since(&rest_start)
+        .minus(&background)
+        .split_operator();
     let results = Results {
         machine: report::machine(),
         sets: args.sets,
@@ -178,18 +187,21 @@ async fn run(args: Args) -> Result<()> {
         create: Phase {
             operator_seconds: create.as_secs_f64(),
             bare_seconds: bare.create.as_secs_f64(),
-            requests: after_create.since(&before).minus(&own),
+            requests: create_requests,
+            others: create_others,
             reconciles: reconciles_create,
         },
         rotate: Phase {
             operator_seconds: rotate.as_secs_f64(),
             bare_seconds: bare.rotate.as_secs_f64(),
-            requests: after_rotate.since(&after_create).minus(&own_rotate),
+            requests: rotate_requests,
+            others: rotate_others,
             reconciles: reconciles_rotate,
         },
         rest_seconds: args.rest_seconds,
         resync_seconds: args.resync_seconds,
-        rest_requests: rest_end.since(&rest_start).minus(&background),
+        rest_requests,
+        rest_others,
         background,
         rest_reconciles: reconciles_rest - reconciles_create - reconciles_rotate,
         peak_rss_kib: peak_rss,

@@ -12,6 +12,8 @@ pub struct Phase {
     pub bare_seconds: f64,
     /// The operator's requests in this phase (the bench's own subtracted).
     pub requests: Requests,
+    /// Requests to resources the operator never uses (other components' in the same window).
+    pub others: Requests,
     pub reconciles: f64,
 }
 
@@ -32,6 +34,8 @@ pub struct Results {
     pub resync_seconds: u64,
     /// The operator's requests at rest: all requests in the window minus `background`.
     pub rest_requests: Requests,
+    /// Requests at rest to resources the operator never uses.
+    pub rest_others: Requests,
     /// Requests in an equally long window before the operator started (the API server's own
     /// leases and endpoints, kube-controller-manager).
     pub background: Requests,
@@ -94,6 +98,10 @@ pub fn table(r: &Results) -> String {
         for (k, v) in &p.requests.0 {
             line(format!("    {k:<40} {:>8.2} per key set", v / n));
         }
+        line(format!(
+            "    (and {} requests to resources the operator never uses)",
+            p.others.total()
+        ));
     }
     line(format!(
         "at rest ({} s, resync every {} s, background of {} requests subtracted): {} requests ({} without Leases), {} reconciles",
@@ -107,6 +115,10 @@ pub fn table(r: &Results) -> String {
     for (k, v) in &r.rest_requests.0 {
         line(format!("    {k:<40} {v:>8}"));
     }
+    line(format!(
+        "    (and {} requests to resources the operator never uses)",
+        r.rest_others.total()
+    ));
     line(format!(
         "operator peak RSS: {:.1} MiB ({:.2} MiB per 1,000 key sets)",
         r.peak_rss_kib as f64 / 1024.0,
