@@ -28,7 +28,7 @@ use serde_json::json;
 use crate::{
     Result,
     apiserver::Requests,
-    workload::{self, names},
+    workload::{Phase, names},
 };
 
 /// Times of both phases, and the writes per key set the bare client made in them.
@@ -68,49 +68,8 @@ pub async fn run(client: &Client, ns: &str, n: usize, concurrency: usize) -> Res
     });
     let names = names(n);
 
-    let started = Instant::now();
-    pipeline(
-        &names,
-        concurrency,
-        {
-            let w = writer.clone();
-            move |name| {
-                let w = w.clone();
-                async move { workload::create(&w.keysets, &name).await }
-            }
-        },
-        {
-            let w = writer.clone();
-            move |ks| {
-                let w = w.clone();
-                async move { w.create_keys(ks).await }
-            }
-        },
-    )
-    .await?;
-    let create = started.elapsed();
-
-    let started = Instant::now();
-    pipeline(
-        &names,
-        concurrency,
-        {
-            let w = writer.clone();
-            move |name| {
-                let w = w.clone();
-                async move { workload::request_rotation(&w.keysets, &name).await }
-            }
-        },
-        {
-            let w = writer.clone();
-            move |ks| {
-                let w = w.clone();
-                async move { w.rotate_primary(ks).await }
-            }
-        },
-    )
-    .await?;
-    let rotate = started.elapsed();
+    let create = timed_phase(&writer, &names, concurrency, Phase::Create).await?;
+    let rotate = timed_phase(&writer, &names, concurrency, Phase::Rotate).await?;
 
     // Per key set and phase: one Secret write, one status apply, one Event.
     let mut requests = Requests::default();
@@ -122,6 +81,31 @@ pub async fn run(client: &Client, ns: &str, n: usize, concurrency: usize) -> Res
         rotate,
         requests,
     })
+}
+
+/// One phase: the bench's request per key set, and the bare client's writes for each answer.
+async fn timed_phase(
+    writer: &Arc<Writer>,
+    names: &[String],
+    concurrency: usize,
+    phase: Phase,
+) -> Result<Duration> {
+    let started = Instant::now();
+    let request = |name: String| {
+        let w = writer.clone();
+        async move { phase.request(&w.keysets, &name).await }
+    };
+    let work = |ks: DataMinerKeySet| {
+        let w = writer.clone();
+        async move {
+            match phase {
+                Phase::Create => w.create_keys(ks).await,
+                Phase::Rotate => w.rotate_primary(ks).await,
+            }
+        }
+    };
+    pipeline(names, concurrency, request, work).await?;
+    Ok(started.elapsed())
 }
 
 /// `request` per name by `concurrency` workers, each result handed to `concurrency` other

@@ -143,18 +143,26 @@ async fn run(args: Args) -> Result<()> {
 
     let before = Requests::scrape(&client).await?;
     let mut own = Requests::default();
-    let create =
-        workload::create_and_wait(&client, &ns_op, &names, args.concurrency, &mut own, timeout)
-            .await?;
-    let after_create = Requests::scrape(&client).await?;
-    let reconciles_create = op.reconciles().await?;
-
-    let mut own_rotate = Requests::default();
-    let rotate = workload::rotate_and_wait(
+    let create = workload::run_and_wait(
         &client,
         &ns_op,
         &names,
         args.concurrency,
+        workload::Phase::Create,
+        &mut own,
+        timeout,
+    )
+    .await?;
+    let after_create = Requests::scrape(&client).await?;
+    let reconciles_create = op.reconciles().await?;
+
+    let mut own_rotate = Requests::default();
+    let rotate = workload::run_and_wait(
+        &client,
+        &ns_op,
+        &names,
+        args.concurrency,
+        workload::Phase::Rotate,
         &mut own_rotate,
         timeout,
     )

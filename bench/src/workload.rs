@@ -39,17 +39,17 @@ pub fn keyset(name: &str) -> DataMinerKeySet {
 }
 
 /// The rotation request: primary revision 2, confirmed.
-pub fn rotation() -> serde_json::Value {
+fn rotation() -> serde_json::Value {
     json!({ "spec": { "regenerate": { "primary": { "revision": 2, "confirmLabel": LABEL } } } })
 }
 
-pub async fn create(api: &Api<DataMinerKeySet>, name: &str) -> Result<DataMinerKeySet> {
+async fn create(api: &Api<DataMinerKeySet>, name: &str) -> Result<DataMinerKeySet> {
     api.create(&PostParams::default(), &keyset(name))
         .await
         .map_err(|e| format!("creating {name}: {e}"))
 }
 
-pub async fn request_rotation(api: &Api<DataMinerKeySet>, name: &str) -> Result<DataMinerKeySet> {
+async fn request_rotation(api: &Api<DataMinerKeySet>, name: &str) -> Result<DataMinerKeySet> {
     api.patch(name, &PatchParams::default(), &Patch::Merge(rotation()))
         .await
         .map_err(|e| format!("requesting a rotation of {name}: {e}"))
@@ -65,50 +65,63 @@ fn ready_with_primary_at(ks: &DataMinerKeySet, revision: i64) -> bool {
     })
 }
 
-/// Creates every key set and waits until each is Ready; the time from the first create.
-pub async fn create_and_wait(
-    client: &Client,
-    ns: &str,
-    names: &[String],
-    concurrency: usize,
-    own: &mut Requests,
-    timeout: Duration,
-) -> Result<Duration> {
-    let api: Api<DataMinerKeySet> = Api::namespaced(client.clone(), ns);
-    let send = futures::stream::iter(names.iter().map(|n| create(&api, n)))
-        .buffer_unordered(concurrency)
-        .try_for_each(|_| async { Ok(()) });
-    own.add("POST dataminerkeysets", names.len() as f64);
-    drive(
-        &api,
-        names,
-        send,
-        |ks| ready_with_primary_at(ks, 1),
-        own,
-        timeout,
-    )
-    .await
+/// The two phases both sides go through.
+#[derive(Clone, Copy, Debug)]
+pub enum Phase {
+    /// Create every key set.
+    Create,
+    /// Ask every key set for a new primary key (revision 2).
+    Rotate,
 }
 
-/// Asks every key set for a new primary key and waits until each reports revision 2.
-pub async fn rotate_and_wait(
+impl Phase {
+    /// The request the bench sends for `name`; the answer is the key set as the server has it.
+    pub async fn request(self, api: &Api<DataMinerKeySet>, name: &str) -> Result<DataMinerKeySet> {
+        match self {
+            Phase::Create => create(api, name).await,
+            Phase::Rotate => request_rotation(api, name).await,
+        }
+    }
+
+    /// How kube-apiserver counts that request.
+    fn counted_as(self) -> &'static str {
+        match self {
+            Phase::Create => "POST dataminerkeysets",
+            Phase::Rotate => "PATCH dataminerkeysets",
+        }
+    }
+
+    /// The primary key's revision once the phase is done.
+    fn primary_revision(self) -> i64 {
+        match self {
+            Phase::Create => 1,
+            Phase::Rotate => 2,
+        }
+    }
+}
+
+/// Sends the phase's request for every key set and waits until the operator reports each
+/// done; the time from the first request.
+pub async fn run_and_wait(
     client: &Client,
     ns: &str,
     names: &[String],
     concurrency: usize,
+    phase: Phase,
     own: &mut Requests,
     timeout: Duration,
 ) -> Result<Duration> {
     let api: Api<DataMinerKeySet> = Api::namespaced(client.clone(), ns);
-    let send = futures::stream::iter(names.iter().map(|n| request_rotation(&api, n)))
+    let send = futures::stream::iter(names.iter().map(|n| phase.request(&api, n)))
         .buffer_unordered(concurrency)
         .try_for_each(|_| async { Ok(()) });
-    own.add("PATCH dataminerkeysets", names.len() as f64);
+    own.add(phase.counted_as(), names.len() as f64);
+    let revision = phase.primary_revision();
     drive(
         &api,
         names,
         send,
-        |ks| ready_with_primary_at(ks, 2),
+        |ks| ready_with_primary_at(ks, revision),
         own,
         timeout,
     )
