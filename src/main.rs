@@ -206,7 +206,7 @@ async fn main() -> ExitCode {
     ctx.leadership = elector.as_ref().map(Elector::leadership);
     ctx.resync = Duration::from_secs(args.resync_seconds);
     let ctx = Arc::new(ctx);
-    let controllers = controller::controllers(ctx, &namespaces, args.concurrency, stopping);
+    let controllers = controller::controllers(ctx, &namespaces, args.concurrency, stopping.clone());
     let stores = controllers.stores;
     let ready_flag = ready.clone();
     tokio::spawn(async move {
@@ -223,9 +223,28 @@ async fn main() -> ExitCode {
     });
 
     let mut run = controllers.run;
+    // Stopped before the watches synced: kube holds every reconcile until its cache is ready,
+    // so none is in flight, and its graceful shutdown would wait for a cache that stopped
+    // filling. Finish at once instead.
+    let stopped_unsynced = {
+        let mut stopping = stopping.clone();
+        let synced = ready.clone();
+        async move {
+            let _ = stopping.wait_for(|stop| *stop).await;
+            if synced.load(Ordering::Relaxed) {
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    let drained = async {
+        tokio::select! {
+            _ = async { while run.next().await.is_some() {} } => {}
+            _ = stopped_unsynced => tracing::info!("stopped before the watches synced"),
+        }
+    };
     let code = match &elector {
         Some(elector) => tokio::select! {
-            _ = async { while run.next().await.is_some() {} } => ExitCode::SUCCESS,
+            _ = drained => ExitCode::SUCCESS,
             _ = elector.keep(since.expect("acquired before acting")) => {
                 // Another replica may act from now on: stop at once rather than race it.
                 tracing::error!("lost leadership; exiting so that only one replica acts");
@@ -233,7 +252,7 @@ async fn main() -> ExitCode {
             }
         },
         None => {
-            while run.next().await.is_some() {}
+            drained.await;
             ExitCode::SUCCESS
         }
     };

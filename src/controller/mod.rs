@@ -184,11 +184,8 @@ pub fn controllers(
             ctx.cache.secrets_synced();
         }
     };
-    streams.push(
-        futures::stream::once(synced)
-            .filter(|_| async { false })
-            .boxed(),
-    );
+    // Its own task, so that it can never hold up the controllers' shutdown.
+    tokio::spawn(synced);
     Controllers {
         stores,
         run: futures::stream::select_all(streams).boxed(),
