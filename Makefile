@@ -52,10 +52,17 @@ run: control-plane
 	if [ -n "$${KUBECONFIG:-}" ] && "$$bin/kubectl" --request-timeout=5s get --raw=/readyz >/dev/null 2>&1; then \
 	  echo "[run] using the cluster in KUBECONFIG=$$KUBECONFIG; installing the CRD"; \
 	  "$$bin/kubectl" apply --server-side --field-manager=dataminer-keys-install -f crds/; \
+	  if "$$bin/kubectl" get --raw /apis/admissionregistration.k8s.io/v1 | grep -q '"mutatingadmissionpolicies"'; then \
+	    echo "[run] installing the chart's finalizer policy"; \
+	    "$$bin/helm" template dmk-dev charts/dataminer-keys-operator --show-only templates/finalizer-policy.yaml \
+	      --api-versions admissionregistration.k8s.io/v1/MutatingAdmissionPolicy \
+	      | "$$bin/kubectl" apply --server-side --field-manager=dataminer-keys-install -f -; \
+	  fi; \
 	  exec $(TARGET_DIR)/debug/dataminer-keys-operator $(RUN_ARGS); \
 	else \
 	  if [ -n "$${KUBECONFIG:-}" ]; then echo "[run] KUBECONFIG=$$KUBECONFIG does not answer; starting a local control plane"; fi; \
-	  exec $(TARGET_DIR)/debug/dmk-control-plane --state-dir "$(DEV_STATE)" --crds crds -- \
+	  exec $(TARGET_DIR)/debug/dmk-control-plane --state-dir "$(DEV_STATE)" --crds crds \
+	      --chart charts/dataminer-keys-operator -- \
 	    $(TARGET_DIR)/debug/dataminer-keys-operator $(RUN_ARGS); \
 	fi
 

@@ -5,9 +5,10 @@ mod common;
 
 use common::LABEL;
 use dataminer_keys_operator::api::DataMinerKeySet;
+use dataminer_keys_operator::controller::FINALIZER;
 use kube::{
     Api,
-    api::{Patch, PatchParams},
+    api::{Patch, PatchParams, PostParams},
 };
 use serde_json::{Value, json};
 
@@ -326,5 +327,47 @@ async fn the_operator_never_needs_to_write_spec() {
     assert_eq!(
         stored.status.unwrap().scope.as_deref(),
         Some("Organization")
+    );
+}
+
+fn finalizers(ks: &DataMinerKeySet) -> Vec<String> {
+    ks.metadata.finalizers.clone().unwrap_or_default()
+}
+
+/// The chart's MutatingAdmissionPolicy (installed by the harness from the chart): a key set has
+/// the operator's finalizer from its creation, so the operator need not patch it in; it joins
+/// the finalizers the manifest lists, and a re-apply that does not list it keeps it (no field
+/// manager owns it, so GitOps tools neither remove it nor show a diff).
+#[tokio::test]
+async fn a_new_key_set_carries_the_operators_finalizer_from_admission() {
+    let api = api("finalizer").await;
+    let dry_run = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    // The API server loads a new policy asynchronously.
+    let probe: DataMinerKeySet = serde_json::from_value(named(base(), "probe")).unwrap();
+    common::eventually(30, "the finalizer policy in force", || async {
+        let created = api.create(&dry_run, &probe).await.unwrap();
+        finalizers(&created)
+            .contains(&FINALIZER.to_string())
+            .then_some(())
+    })
+    .await;
+
+    apply(&api, &base()).await.unwrap();
+    let created = api.get("ks").await.unwrap();
+    assert_eq!(finalizers(&created), [FINALIZER]);
+    let owned = serde_json::to_string(&created.metadata.managed_fields).unwrap();
+    assert!(!owned.contains("finalizers"), "no manager owns it: {owned}");
+    apply(&api, &base()).await.unwrap();
+    assert_eq!(finalizers(&api.get("ks").await.unwrap()), [FINALIZER]);
+
+    let mut own = named(base(), "own");
+    own["metadata"]["finalizers"] = serde_json::json!(["example.com/hold"]);
+    apply(&api, &own).await.unwrap();
+    assert_eq!(
+        finalizers(&api.get("own").await.unwrap()),
+        ["example.com/hold", FINALIZER]
     );
 }

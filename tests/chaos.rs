@@ -196,6 +196,7 @@ async fn exactly_once_under_sustained_failure() {
 
     let mut cp = ControlPlane::start(&Options {
         crd_dir: Some(common::crd_dir()),
+        chart_dir: Some(common::chart::CHART.into()),
         ..Default::default()
     })
     .await

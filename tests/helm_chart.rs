@@ -105,6 +105,8 @@ async fn the_chart_lints_renders_and_every_object_is_accepted_by_the_api_server(
             "image.tag=test",
             "--set",
             "extraArgs={--concurrency=8}",
+            "--set",
+            "admissionPolicy.addFinalizerOnCreate=false",
         ],
     ];
     for values in &value_sets {
@@ -119,6 +121,9 @@ async fn the_chart_lints_renders_and_every_object_is_accepted_by_the_api_server(
             &release_ns,
             "--kube-version",
             "1.36.3",
+            // What discovery tells `helm install` on Kubernetes 1.36.
+            "--api-versions",
+            "admissionregistration.k8s.io/v1/MutatingAdmissionPolicy",
         ];
         template.extend(values);
         let rendered = run(cp, "helm", &template, None).stdout;
@@ -133,7 +138,25 @@ async fn the_chart_lints_renders_and_every_object_is_accepted_by_the_api_server(
             text.contains("deployment.apps/dmk-dataminer-keys-operator created (server dry run)"),
             "{text}"
         );
+        // "created" or "configured", whether or not the install test got there first.
+        let finalizer_policy = "mutatingadmissionpolicy.admissionregistration.k8s.io/dmk-dataminer-keys-operator-add-finalizer ";
+        assert_eq!(
+            text.contains(finalizer_policy),
+            values.is_empty(),
+            "the finalizer policy, on by default: {text}"
+        );
     }
+    // Where the API server does not serve MutatingAdmissionPolicy v1 (Kubernetes < 1.36), the
+    // chart leaves the finalizer policy out and the operator adds the finalizer itself.
+    let older = run(
+        cp,
+        "helm",
+        &["template", "dmk", CHART, "--kube-version", "1.35.0"],
+        None,
+    );
+    let older = String::from_utf8_lossy(&older.stdout);
+    assert!(older.contains("kind: Deployment"), "{older}");
+    assert!(!older.contains("MutatingAdmissionPolicy"), "{older}");
     // The ServiceMonitor needs the Prometheus Operator's CRD, which this cluster lacks: lint only.
     run(
         cp,
@@ -208,6 +231,18 @@ async fn installed_with_helm_the_operator_roles_and_admission_policy_work() {
             ("KUBE_RS_DEBUG_IMPERSONATE_USER", &sa),
             ("KUBE_RS_DEBUG_IMPERSONATE_GROUP", &groups),
         ],
+    );
+
+    // helm install saw MutatingAdmissionPolicy v1 in discovery and installed the finalizer policy.
+    run(
+        cp,
+        "kubectl",
+        &[
+            "get",
+            "mutatingadmissionpolicy",
+            "dmk-dataminer-keys-operator-add-finalizer",
+        ],
+        None,
     );
 
     // Every code path that touches the API: create, regenerate, drift, recreate, revoke.
@@ -368,6 +403,26 @@ async fn scenario(admin: &Client, ns: &str) -> Result<(), String> {
     step(
         "keys created (Ready)",
         keyset_where(&keysets, "ks", "Ready", is_ready),
+    )
+    .await?;
+    // The chart's policy added the finalizer at creation; the operator puts it back when it is
+    // gone (a hand edit here; on clusters without the policy, on every new key set).
+    keysets
+        .patch(
+            "ks",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "metadata": { "finalizers": null } })),
+        )
+        .await
+        .unwrap();
+    step(
+        "finalizer put back",
+        keyset_where(&keysets, "ks", "finalizer", |k| {
+            k.metadata
+                .finalizers
+                .as_ref()
+                .is_some_and(|f| !f.is_empty())
+        }),
     )
     .await?;
     let mut m = org_keyset("ks");

@@ -5,7 +5,7 @@
 mod common;
 
 use common::{Env, LABEL, apply, event_count, is_ready, keyset_where, org_keyset, revisions};
-use dataminer_keys_operator::{api::DataMinerKeySet, keys::fingerprint};
+use dataminer_keys_operator::{api::DataMinerKeySet, controller::FINALIZER, keys::fingerprint};
 use k8s_openapi::api::core::v1::Secret;
 use kube::{
     Resource, ResourceExt,
@@ -414,6 +414,42 @@ async fn deleting_a_key_set_with_orphan_propagation_still_destroys_its_keys() {
     apply(&e.keysets, &org_keyset("ks")).await.unwrap();
     e.ready("ks").await;
     e.ledger.record(&e.secrets.get("ks-keys").await.unwrap());
+    e.keysets
+        .delete("ks", &DeleteParams::orphan())
+        .await
+        .unwrap();
+    common::gone(&e.secrets, "ks-keys", "the Secret deleted").await;
+    common::gone(&e.keysets, "ks", "the key set gone").await;
+    e.finish().await;
+}
+
+// The chart's policy adds the finalizer at creation; without it (an older cluster, the policy
+// off, a hand edit) the operator adds it, so deletion still takes the keys along.
+#[tokio::test]
+async fn a_finalizer_removed_by_hand_is_put_back_before_the_key_set_can_go_without_its_keys() {
+    let mut e = env("refinalize").await;
+    apply(&e.keysets, &org_keyset("ks")).await.unwrap();
+    e.ready("ks").await;
+    e.ledger.record(&e.secrets.get("ks-keys").await.unwrap());
+    let removed = e
+        .keysets
+        .patch(
+            "ks",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "metadata": { "finalizers": null } })),
+        )
+        .await
+        .unwrap();
+    assert!(removed.metadata.finalizers.unwrap_or_default().is_empty());
+    common::eventually(20, "the finalizer put back", || async {
+        let ks = e.keysets.get("ks").await.unwrap();
+        ks.metadata
+            .finalizers
+            .unwrap_or_default()
+            .contains(&FINALIZER.to_string())
+            .then_some(())
+    })
+    .await;
     e.keysets
         .delete("ks", &DeleteParams::orphan())
         .await

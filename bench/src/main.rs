@@ -70,9 +70,12 @@ async fn main() -> std::process::ExitCode {
 type Result<T> = std::result::Result<T, String>;
 
 async fn run(args: Args) -> Result<()> {
-    let crds = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../crds");
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    // As installed by Helm: the CRD and the chart's admission policies (the finalizer policy
+    // spares the operator one write per new key set).
     let opts = Options {
-        crd_dir: Some(crds),
+        crd_dir: Some(root.join("crds")),
+        chart_dir: Some(root.join("charts/dataminer-keys-operator")),
         ..Default::default()
     };
     // $KUBECONFIG when it answers, else a local control plane of our own.

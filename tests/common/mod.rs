@@ -9,10 +9,12 @@ pub fn crd_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("crds")
 }
 
-/// The control plane of this test binary, started (with CRDs) on first use.
+/// The control plane of this test binary, started on first use, with the CRDs and the chart's
+/// admission policies (all but the one that refuses deleting key sets holding keys).
 pub async fn control_plane() -> &'static ControlPlane {
     let opts = Options {
         crd_dir: Some(crd_dir()),
+        chart_dir: Some(PathBuf::from(chart::CHART)),
         ..Default::default()
     };
     match dmk_control_plane::shared(&opts).await {

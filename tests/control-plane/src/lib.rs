@@ -8,6 +8,7 @@
 //! [`shared`] hands every test of one test binary the same control plane.
 
 mod certs;
+mod policies;
 mod process;
 
 pub use process::spawn as spawn_supervised;
@@ -98,6 +99,9 @@ fn kube_err(what: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
 pub struct Options {
     /// Apply every `*.yaml` CRD in this directory and wait until each is Established.
     pub crd_dir: Option<PathBuf>,
+    /// Apply the admission policies this Helm chart renders (after the CRDs), as a Helm
+    /// install would, minus the one that refuses deleting key sets that hold keys.
+    pub chart_dir: Option<PathBuf>,
     /// Keep state in this directory (wiped first) instead of a temporary one that is removed at
     /// exit. `make run` uses this so the kubeconfig path is stable.
     pub state_dir: Option<PathBuf>,
@@ -175,6 +179,9 @@ impl ControlPlane {
         cp.wait_ready(Duration::from_secs(30)).await?;
         if let Some(dir) = &opts.crd_dir {
             cp.install_crds(dir).await?;
+        }
+        if let Some(chart) = &opts.chart_dir {
+            cp.install_admission_policies(chart).await?;
         }
         Ok(cp)
     }
@@ -278,6 +285,9 @@ impl ControlPlane {
 
         if let Some(crds) = &opts.crd_dir {
             cp.install_crds(crds).await?;
+        }
+        if let Some(chart) = &opts.chart_dir {
+            cp.install_admission_policies(chart).await?;
         }
         Ok(cp)
     }
@@ -465,6 +475,12 @@ impl ControlPlane {
             wait_established(&api, &name, Duration::from_secs(30)).await?;
         }
         Ok(())
+    }
+
+    /// Applies the admission policies the chart at `chart` renders for this cluster (see
+    /// [`Options::chart_dir`]); returns `Kind/name` of each.
+    pub async fn install_admission_policies(&self, chart: &Path) -> Result<Vec<String>> {
+        policies::install(&self.client().await?, chart).await
     }
 
     /// Stops every process (SIGTERM, then SIGKILL) and removes a temporary state directory.

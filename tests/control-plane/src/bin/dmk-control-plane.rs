@@ -2,13 +2,13 @@
 //! the `export KUBECONFIG=...` line, then runs the given command against it (or waits) until
 //! Ctrl-C / SIGTERM, and stops everything.
 //!
-//! Usage: dmk-control-plane [--state-dir DIR] [--crds DIR] [--no-controller-manager] [-- CMD ARGS...]
+//! Usage: dmk-control-plane [--state-dir DIR] [--crds DIR] [--chart DIR] [--no-controller-manager] [-- CMD ARGS...]
 
 use dmk_control_plane::{ControlPlane, Options};
 use std::{path::PathBuf, process::ExitCode};
 use tokio::signal::unix::{SignalKind, signal};
 
-const USAGE: &str = "usage: dmk-control-plane [--state-dir DIR] [--crds DIR] [--no-controller-manager] [-- CMD ARGS...]";
+const USAGE: &str = "usage: dmk-control-plane [--state-dir DIR] [--crds DIR] [--chart DIR] [--no-controller-manager] [-- CMD ARGS...]";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -19,6 +19,7 @@ async fn main() -> ExitCode {
         match arg.as_str() {
             "--state-dir" => opts.state_dir = args.next().map(PathBuf::from),
             "--crds" => opts.crd_dir = args.next().map(PathBuf::from),
+            "--chart" => opts.chart_dir = args.next().map(PathBuf::from),
             "--no-controller-manager" => opts.without_controller_manager = true,
             "--" => {
                 command = args.by_ref().collect();
@@ -56,6 +57,9 @@ async fn main() -> ExitCode {
     println!("export PATH={bin}:$PATH   # the pinned kubectl");
     if opts.crd_dir.is_some() {
         eprintln!("[control-plane] CRDs installed; try: kubectl apply -f examples/");
+    }
+    if opts.chart_dir.is_some() {
+        eprintln!("[control-plane] the chart's admission policies installed");
     }
     if !command.is_empty() {
         eprintln!(
