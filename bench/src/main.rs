@@ -112,6 +112,11 @@ async fn run(args: Args) -> Result<()> {
         .await
         .map_err(|e| e.to_string())?;
     bare::run(&client, &ns_warm, 20.min(args.sets), args.concurrency).await?;
+    let finalizer_policy =
+        workload::finalizer_at_admission(&client, &ns_warm, Duration::from_secs(30)).await?;
+    if !finalizer_policy {
+        eprintln!("[bench] no finalizer policy in force: the operator adds each finalizer itself");
+    }
 
     // What the API server and its controllers request by themselves in a quiet window as long
     // as the rest window: subtracted from the operator's figures at rest.
@@ -195,6 +200,7 @@ async fn run(args: Args) -> Result<()> {
         machine: report::machine(),
         sets: args.sets,
         concurrency: args.concurrency,
+        finalizer_policy,
         create: Phase {
             operator_seconds: create.as_secs_f64(),
             bare_seconds: bare.create.as_secs_f64(),

@@ -7,10 +7,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use dataminer_keys_operator::api::{DataMinerKeySet, READY};
+use dataminer_keys_operator::{
+    api::{DataMinerKeySet, READY},
+    controller::FINALIZER,
+};
 use futures::{StreamExt, TryStreamExt};
 use kube::{
-    Api, Client,
+    Api, Client, ResourceExt,
     api::{Patch, PatchParams, PostParams},
     runtime::{WatchStreamExt, watcher},
 };
@@ -41,6 +44,31 @@ pub fn keyset(name: &str) -> DataMinerKeySet {
 /// The rotation request: primary revision 2, confirmed.
 fn rotation() -> serde_json::Value {
     json!({ "spec": { "regenerate": { "primary": { "revision": 2, "confirmLabel": LABEL } } } })
+}
+
+/// Whether new key sets get the operator's finalizer at admission (the chart's
+/// MutatingAdmissionPolicy), asked by dry-run creates for up to `within` (the API server loads a
+/// new policy asynchronously). Without it the operator patches the finalizer in: one more write.
+pub async fn finalizer_at_admission(client: &Client, ns: &str, within: Duration) -> Result<bool> {
+    let api: Api<DataMinerKeySet> = Api::namespaced(client.clone(), ns);
+    let dry_run = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    let deadline = Instant::now() + within;
+    loop {
+        let probe = api
+            .create(&dry_run, &keyset("policy-probe"))
+            .await
+            .map_err(|e| format!("dry-run create: {e}"))?;
+        if probe.finalizers().iter().any(|f| f == FINALIZER) {
+            return Ok(true);
+        }
+        if Instant::now() > deadline {
+            return Ok(false);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 async fn create(api: &Api<DataMinerKeySet>, name: &str) -> Result<DataMinerKeySet> {
