@@ -15,18 +15,13 @@
 
 use std::{
     collections::HashMap,
-    sync::{
-        Arc, Mutex, OnceLock,
-        atomic::{AtomicBool, Ordering},
-    },
+    sync::{Arc, Mutex, OnceLock},
 };
 
 use k8s_openapi::api::core::v1::Secret;
-use kube::{
-    ResourceExt,
-    core::PartialObjectMeta,
-    runtime::reflector::{ObjectRef, Store},
-};
+use kube::ResourceExt;
+
+use super::secret_index::{SecretIndex, Version};
 
 use crate::{
     api::DataMinerKeySet,
@@ -53,9 +48,8 @@ struct Memo {
 
 #[derive(Default)]
 pub struct Cache {
-    secrets: OnceLock<Vec<Store<PartialObjectMeta<Secret>>>>,
-    /// Every Secret watch has listed once; before that, absence in the cache means nothing.
-    secrets_synced: AtomicBool,
+    /// One per Secret watch. Until every one has listed, absence means nothing.
+    secrets: OnceLock<Vec<Arc<SecretIndex>>>,
     memo: Mutex<HashMap<String, Memo>>,
 }
 
@@ -85,25 +79,26 @@ fn is_clean(seen: &SecretSeen) -> bool {
 }
 
 impl Cache {
-    /// Called once the Secret watches exist; `synced` when each has listed.
-    pub(super) fn set_secret_stores(&self, stores: Vec<Store<PartialObjectMeta<Secret>>>) {
-        let _ = self.secrets.set(stores);
+    /// Called once, with the index of each Secret watch.
+    pub(super) fn set_secret_indexes(&self, indexes: Vec<Arc<SecretIndex>>) {
+        let _ = self.secrets.set(indexes);
     }
 
-    pub(super) fn secrets_synced(&self) {
-        self.secrets_synced.store(true, Ordering::Relaxed);
-    }
-
-    fn cached_secret(&self, ks: &DataMinerKeySet) -> Option<Arc<PartialObjectMeta<Secret>>> {
-        let reference =
-            ObjectRef::new(&ks.secret_name()).within(&ks.namespace().unwrap_or_default());
-        self.secrets.get()?.iter().find_map(|s| s.get(&reference))
+    /// `None` until every Secret watch has listed once; then the cached version, if any.
+    fn cached_secret(&self, ks: &DataMinerKeySet) -> Option<Option<Version>> {
+        let indexes = self.secrets.get()?;
+        if !indexes.iter().all(|i| i.is_synced()) {
+            return None;
+        }
+        let namespace = ks.namespace().unwrap_or_default();
+        let name = ks.secret_name();
+        Some(indexes.iter().find_map(|i| i.get(&namespace, &name)))
     }
 
     pub(super) fn secret(&self, ks: &DataMinerKeySet) -> CachedSecret {
-        if !self.secrets_synced.load(Ordering::Relaxed) {
+        let Some(cached) = self.cached_secret(ks) else {
             return CachedSecret::Unknown;
-        }
+        };
         let memo = self.memo.lock().expect("cache lock");
         let memo = memo.get(&key(ks));
         if memo.is_some_and(|m| m.must_read) {
@@ -111,10 +106,10 @@ impl Cache {
         }
         let verified = memo.and_then(|m| m.verified.as_ref());
         let recorded = ks.status.as_ref().and_then(|s| s.secret_uid.as_ref());
-        match (self.cached_secret(ks), verified) {
-            (Some(meta), Some(v))
-                if meta.uid().as_deref() == Some(v.uid.as_str())
-                    && meta.resource_version().as_deref() == Some(v.resource_version.as_str())
+        match (cached, verified) {
+            (Some(cached), Some(v))
+                if cached.uid == v.uid
+                    && cached.resource_version == v.resource_version
                     && ks.metadata.generation == v.generation =>
             {
                 CachedSecret::Verified(v.seen.clone())

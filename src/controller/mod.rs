@@ -9,11 +9,12 @@ pub mod events;
 mod observe;
 mod reconcile;
 mod report;
+mod secret_index;
 mod write_status;
 
 use std::sync::Arc;
 
-use futures::{StreamExt, stream::BoxStream};
+use futures::{StreamExt, TryStreamExt, stream::BoxStream};
 use k8s_openapi::api::core::v1::Secret;
 use kube::{
     Api, Client,
@@ -130,7 +131,7 @@ pub fn controllers(
     };
     let secret_selector = format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}");
     let mut stores = Vec::new();
-    let mut secret_stores = Vec::new();
+    let mut secret_indexes = Vec::new();
     let mut streams = Vec::new();
     for (keysets, secrets) in apis {
         // Key sets in a cache of our own, without what the reconciler never reads.
@@ -140,13 +141,17 @@ pub fn controllers(
             .modify(slim)
             .reflect(writer)
             .touched_objects();
-        let (secret_reader, secret_writer) = reflector::store();
+        // Secrets: only their versions are kept (secret_index.rs); the owner references in the
+        // events route each change to its key set.
+        let index = Arc::new(secret_index::SecretIndex::default());
         let secret_stream = watcher(secrets, watcher::Config::default().labels(&secret_selector))
             .default_backoff()
-            .modify(slim)
-            .reflect(secret_writer)
+            .inspect_ok({
+                let index = index.clone();
+                move |event| index.apply(event)
+            })
             .touched_objects();
-        secret_stores.push(secret_reader);
+        secret_indexes.push(index);
         let controller = Controller::for_stream(keyset_stream, reader)
             .owns_stream(secret_stream)
             .with_config(ControllerConfig::default().concurrency(concurrency))
@@ -167,25 +172,7 @@ pub fn controllers(
             .boxed();
         streams.push(stream);
     }
-    ctx.cache.set_secret_stores(secret_stores.clone());
-    // Until every Secret watch has listed, the absence of a Secret in the cache means nothing.
-    let synced = {
-        let ctx = ctx.clone();
-        async move {
-            for store in secret_stores {
-                while tokio::time::timeout(
-                    std::time::Duration::from_millis(200),
-                    store.wait_until_ready(),
-                )
-                .await
-                .is_err()
-                {}
-            }
-            ctx.cache.secrets_synced();
-        }
-    };
-    // Its own task, so that it can never hold up the controllers' shutdown.
-    tokio::spawn(synced);
+    ctx.cache.set_secret_indexes(secret_indexes);
     Controllers {
         stores,
         run: futures::stream::select_all(streams).boxed(),

@@ -1,0 +1,133 @@
+//! The operator's Secrets as the cache needs them: name, uid and resourceVersion, nothing else.
+//!
+//! A reflector store would keep every Secret's whole metadata (labels, annotations, owner
+//! references, each in its own allocations: about 2.5 KiB per Secret); the cache only compares
+//! a version, so this index keeps about a tenth of that (docs/performance.md). It follows the
+//! watch like a store: a re-list replaces the contents at once, so a Secret deleted while the
+//! watch was down leaves it.
+
+use std::{collections::HashMap, sync::RwLock};
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::{ResourceExt, core::PartialObjectMeta, runtime::watcher};
+
+type Meta = PartialObjectMeta<Secret>;
+
+/// One Secret version.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Version {
+    pub uid: String,
+    pub resource_version: String,
+}
+
+#[derive(Default)]
+struct State {
+    /// By `namespace/name`.
+    live: HashMap<String, Version>,
+    /// A re-list in progress: what it has delivered so far.
+    relisting: Option<HashMap<String, Version>>,
+    /// The first list completed.
+    synced: bool,
+}
+
+/// The Secrets of one watch.
+#[derive(Default)]
+pub struct SecretIndex(RwLock<State>);
+
+fn key(namespace: &str, name: &str) -> String {
+    format!("{namespace}/{name}")
+}
+
+fn entry(meta: &Meta) -> Option<(String, Version)> {
+    Some((
+        key(&meta.namespace().unwrap_or_default(), &meta.name_any()),
+        Version {
+            uid: meta.uid()?,
+            resource_version: meta.resource_version()?,
+        },
+    ))
+}
+
+impl SecretIndex {
+    /// Follows one watch event.
+    pub fn apply(&self, event: &watcher::Event<Meta>) {
+        let mut state = self.0.write().expect("secret index lock");
+        match event {
+            watcher::Event::Apply(meta) => {
+                if let Some((k, v)) = entry(meta) {
+                    state.live.insert(k, v);
+                }
+            }
+            watcher::Event::Delete(meta) => {
+                state
+                    .live
+                    .remove(&key(&meta.namespace().unwrap_or_default(), &meta.name_any()));
+            }
+            watcher::Event::Init => state.relisting = Some(HashMap::new()),
+            watcher::Event::InitApply(meta) => {
+                if let (Some(list), Some((k, v))) = (state.relisting.as_mut(), entry(meta)) {
+                    list.insert(k, v);
+                }
+            }
+            watcher::Event::InitDone => {
+                if let Some(list) = state.relisting.take() {
+                    state.live = list;
+                    state.live.shrink_to_fit();
+                }
+                state.synced = true;
+            }
+        }
+    }
+
+    /// The version of Secret `name` in `namespace`, if the watch has it.
+    pub fn get(&self, namespace: &str, name: &str) -> Option<Version> {
+        let state = self.0.read().expect("secret index lock");
+        state.live.get(&key(namespace, name)).cloned()
+    }
+
+    /// The watch has listed once: absence now means something.
+    pub fn is_synced(&self) -> bool {
+        self.0.read().expect("secret index lock").synced
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(name: &str, rv: &str) -> Meta {
+        let mut m = Meta::default();
+        m.metadata.name = Some(name.into());
+        m.metadata.namespace = Some("team".into());
+        m.metadata.uid = Some(format!("uid-{name}"));
+        m.metadata.resource_version = Some(rv.into());
+        m
+    }
+
+    #[test]
+    fn follows_the_watch_and_a_relist_drops_what_went_away() {
+        let index = SecretIndex::default();
+        assert!(!index.is_synced());
+        index.apply(&watcher::Event::Init);
+        index.apply(&watcher::Event::InitApply(meta("a", "1")));
+        index.apply(&watcher::Event::InitApply(meta("b", "2")));
+        assert_eq!(index.get("team", "a"), None, "not before the list is complete");
+        index.apply(&watcher::Event::InitDone);
+        assert!(index.is_synced());
+        assert_eq!(index.get("team", "a").unwrap().resource_version, "1");
+
+        index.apply(&watcher::Event::Apply(meta("a", "3")));
+        assert_eq!(index.get("team", "a").unwrap().resource_version, "3");
+        index.apply(&watcher::Event::Delete(meta("b", "2")));
+        assert_eq!(index.get("team", "b"), None);
+
+        // The watch was down; "a" was deleted and "c" created meanwhile.
+        index.apply(&watcher::Event::Init);
+        index.apply(&watcher::Event::InitApply(meta("c", "5")));
+        assert_eq!(index.get("team", "a").unwrap().resource_version, "3");
+        index.apply(&watcher::Event::InitDone);
+        assert_eq!(index.get("team", "a"), None);
+        assert_eq!(index.get("team", "c").unwrap().uid, "uid-c");
+        assert_eq!(index.get("other", "c"), None);
+    }
+}
