@@ -1,11 +1,7 @@
 //! Prometheus metrics: reconciles by result, reconcile duration, actions by kind, key sets by
 //! condition. Labels are low-cardinality; no key set names, never a key.
 
-use std::{
-    collections::HashMap,
-    sync::{Mutex, atomic::AtomicI64},
-    time::Duration,
-};
+use std::{sync::atomic::AtomicI64, time::Duration};
 
 use prometheus_client::{
     encoding::{EncodeLabelSet, text::encode},
@@ -43,8 +39,6 @@ pub struct Metrics {
     actions: Family<ActionLabels, Counter>,
     keysets: Family<StateLabels, Gauge<i64, AtomicI64>>,
     write_failures: Family<OperationLabels, Counter>,
-    /// Last known state per key set (namespace/name), to keep the gauges exact.
-    states: Mutex<HashMap<String, &'static str>>,
 }
 
 impl Default for Metrics {
@@ -83,7 +77,6 @@ impl Default for Metrics {
             actions,
             keysets,
             write_failures,
-            states: Mutex::default(),
         }
     }
 }
@@ -114,22 +107,19 @@ impl Metrics {
             .inc();
     }
 
-    /// Records the state of one key set; `None` when it is gone.
-    pub fn keyset_state(&self, key: &str, state: Option<&'static str>) {
-        let mut states = self.states.lock().expect("metrics lock");
-        let previous = match state {
-            Some(s) => states.insert(key.to_string(), s),
-            None => states.remove(key),
-        };
-        if previous == state {
+    /// One key set moved from state `from` to `to` (`None`: not counted, as before its first
+    /// reconcile or once it is gone). The caller keeps each key set's state (the controller's
+    /// cache does), so this holds no per-key-set map.
+    pub fn keyset_moved(&self, from: Option<&'static str>, to: Option<&'static str>) {
+        if from == to {
             return;
         }
-        if let Some(p) = previous {
+        if let Some(p) = from {
             self.keysets
                 .get_or_create(&StateLabels { state: p.into() })
                 .dec();
         }
-        if let Some(s) = state {
+        if let Some(s) = to {
             self.keysets
                 .get_or_create(&StateLabels { state: s.into() })
                 .inc();
@@ -151,10 +141,11 @@ mod tests {
     #[test]
     fn keyset_gauges_follow_state_changes() {
         let m = Metrics::default();
-        m.keyset_state("a/x", Some("Ready"));
-        m.keyset_state("a/y", Some("Ready"));
-        m.keyset_state("a/x", Some("Revoked"));
-        m.keyset_state("a/y", None);
+        m.keyset_moved(None, Some("Ready"));
+        m.keyset_moved(None, Some("Ready"));
+        m.keyset_moved(Some("Ready"), Some("Revoked"));
+        m.keyset_moved(Some("Ready"), None);
+        m.keyset_moved(Some("Revoked"), Some("Revoked"));
         let text = m.render();
         assert!(
             text.contains("dataminer_keys_keysets{state=\"Ready\"} 0"),

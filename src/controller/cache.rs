@@ -28,22 +28,34 @@ use crate::{
     plan::{SecretSeen, Slot},
 };
 
-/// A Secret version the reconciler has verified, and the plan's view of it.
+/// A Secret version the reconciler has verified (its uid is the one in `seen`), and the plan's
+/// view of it.
 #[derive(Clone, Debug)]
 struct Verified {
-    uid: String,
     resource_version: String,
     generation: Option<i64>,
     seen: SecretSeen,
 }
 
+impl Verified {
+    fn uid(&self) -> Option<&str> {
+        match &self.seen {
+            SecretSeen::Present { uid, .. } => Some(uid),
+            SecretSeen::Absent => None,
+        }
+    }
+}
+
+/// One per key set, so kept small: the map's slots hold it inline, the rarer parts are boxed.
 #[derive(Default)]
 struct Memo {
-    verified: Option<Verified>,
+    verified: Option<Box<Verified>>,
     /// A create was refused or a write's outcome is unknown: read before planning again.
     must_read: bool,
     /// The key set's resourceVersion the last status write was made on.
     status_written_on: Option<String>,
+    /// The state the metrics count it in (`Ready`, `NotReady`, `Revoked`).
+    state: Option<&'static str>,
 }
 
 #[derive(Default)]
@@ -108,7 +120,7 @@ impl Cache {
         let recorded = ks.status.as_ref().and_then(|s| s.secret_uid.as_ref());
         match (cached, verified) {
             (Some(cached), Some(v))
-                if cached.uid == v.uid
+                if v.uid() == Some(cached.uid.as_str())
                     && cached.resource_version == v.resource_version
                     && ks.metadata.generation == v.generation =>
             {
@@ -131,14 +143,17 @@ impl Cache {
         let mut memo = self.memo.lock().expect("cache lock");
         let entry = memo.entry(key(ks)).or_default();
         entry.must_read = false;
-        entry.verified = secret.filter(|_| is_clean(seen)).and_then(|s| {
+        let verified = secret.filter(|_| is_clean(seen)).and_then(|s| {
             Some(Verified {
-                uid: s.uid()?,
                 resource_version: s.resource_version()?,
                 generation: ks.metadata.generation,
                 seen: seen.clone(),
             })
         });
+        // The view was observed from this very Secret, so their uids agree; checked all the same.
+        entry.verified = verified
+            .filter(|v| v.uid().is_some() && v.uid() == secret.and_then(|s| s.metadata.uid.as_deref()))
+            .map(Box::new);
     }
 
     /// Read the Secret before the next plan (a refused create, a write with unknown outcome).
@@ -161,6 +176,19 @@ impl Cache {
         memo.get(&key(ks))
             .and_then(|m| m.status_written_on.as_deref())
             .is_some_and(|rv| Some(rv) == ks.resource_version().as_deref())
+    }
+
+    /// Records the key set's state for the metrics; returns the one it replaces.
+    pub(super) fn swap_state(
+        &self,
+        ks: &DataMinerKeySet,
+        state: Option<&'static str>,
+    ) -> Option<&'static str> {
+        let mut memo = self.memo.lock().expect("cache lock");
+        match state {
+            Some(_) => std::mem::replace(&mut memo.entry(key(ks)).or_default().state, state),
+            None => memo.get_mut(&key(ks)).and_then(|m| m.state.take()),
+        }
     }
 
     /// The key set is gone.

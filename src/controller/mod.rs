@@ -9,6 +9,7 @@ pub mod events;
 mod observe;
 mod reconcile;
 mod report;
+mod resync;
 mod secret_index;
 mod write_status;
 
@@ -152,8 +153,9 @@ pub fn controllers(
             })
             .touched_objects();
         secret_indexes.push(index);
-        let controller = Controller::for_stream(keyset_stream, reader)
+        let controller = Controller::for_stream(keyset_stream, reader.clone())
             .owns_stream(secret_stream)
+            .reconcile_on(resync::walk(reader, ctx.resync))
             .with_config(ControllerConfig::default().concurrency(concurrency))
             .graceful_shutdown_on({
                 let mut stopping = stopping.clone();

@@ -66,7 +66,7 @@ pub fn error_policy(ks: Arc<DataMinerKeySet>, error: &Error, ctx: Arc<Context>) 
     }
 }
 
-/// `namespace/name`: the key of per-key-set state (backoff, metrics).
+/// `namespace/name`: the key of the retry backoff.
 fn object_name(ks: &DataMinerKeySet) -> String {
     format!("{}/{}", ks.namespace().unwrap_or_default(), ks.name_any())
 }
@@ -74,7 +74,6 @@ fn object_name(ks: &DataMinerKeySet) -> String {
 /// Plans from the watch cache (see [`super::cache`]), then runs the finalizer: keys for a live
 /// key set, cleanup for one being deleted.
 async fn reconcile_once(cached: &Arc<DataMinerKeySet>, ctx: &Context) -> Result<Action> {
-    let object = object_name(cached);
     // The cache has not yet delivered our own last status write: planning from it would record
     // a change twice. That write's watch event reconciles again.
     if ctx.cache.is_stale(cached) {
@@ -86,7 +85,7 @@ async fn reconcile_once(cached: &Arc<DataMinerKeySet>, ctx: &Context) -> Result<
         match event {
             finalizer::Event::Apply(ks) => reconcile_keyset(&ks, ctx, &keysets).await,
             finalizer::Event::Cleanup(ks) => {
-                ctx.metrics.keyset_state(&object, None);
+                ctx.metrics.keyset_moved(ctx.cache.swap_state(&ks, None), None);
                 destroy_keys(&ks, ctx).await
             }
         }
@@ -128,11 +127,11 @@ async fn reconcile_keyset(
     ensure_leading(ctx)?;
     report(ks, ctx, &applied).await?;
     write_status(ks, ctx, keysets, &next).await?;
-    ctx.metrics
-        .keyset_state(&object_name(ks), Some(state(&applied, &next)));
+    let state = Some(state(&applied, &next));
+    ctx.metrics.keyset_moved(ctx.cache.swap_state(ks, state), state);
     match failure {
         Some(error) => Err(error),
-        None => Ok(next_check(&applied.plan, ctx.resync)),
+        None => Ok(next_check(&applied.plan)),
     }
 }
 
@@ -163,16 +162,15 @@ fn state(applied: &Applied, next: &DataMinerKeySetStatus) -> &'static str {
 }
 
 /// When to look again without a watch event.
-fn next_check(plan: &Plan, resync: Duration) -> Action {
+fn next_check(plan: &Plan) -> Action {
     if plan
         .problems
         .iter()
         .any(|p| matches!(p, Problem::SecretConflict))
     {
         Action::requeue(RETRY_CONFLICT)
-    } else if plan.revoked {
-        Action::await_change()
     } else {
-        Action::requeue(resync)
+        // The periodic re-check comes from resync::walk, which holds no timer per key set.
+        Action::await_change()
     }
 }
