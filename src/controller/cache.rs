@@ -19,7 +19,7 @@ use std::{
 };
 
 use k8s_openapi::api::core::v1::Secret;
-use kube::ResourceExt;
+use kube::{Resource, ResourceExt, core::PartialObjectMeta};
 
 use super::secret_index::{SecretIndex, Version};
 
@@ -52,8 +52,12 @@ struct Memo {
     verified: Option<Box<Verified>>,
     /// A create was refused or a write's outcome is unknown: read before planning again.
     must_read: bool,
-    /// The key set's resourceVersion the last status write was made on.
+    /// The key set's resourceVersion the last status write was made on, and the one it produced.
     status_written_on: Option<String>,
+    status_written_as: Option<String>,
+    /// A reconcile found the cache behind and left the work to the watch event of our own status
+    /// write: that event must not be skipped.
+    awaited: bool,
     /// The state the metrics count it in (`Ready`, `NotReady`, `Revoked`).
     state: Option<&'static str>,
 }
@@ -152,7 +156,9 @@ impl Cache {
         });
         // The view was observed from this very Secret, so their uids agree; checked all the same.
         entry.verified = verified
-            .filter(|v| v.uid().is_some() && v.uid() == secret.and_then(|s| s.metadata.uid.as_deref()))
+            .filter(|v| {
+                v.uid().is_some() && v.uid() == secret.and_then(|s| s.metadata.uid.as_deref())
+            })
             .map(Box::new);
     }
 
@@ -164,18 +170,60 @@ impl Cache {
         entry.verified = None;
     }
 
-    /// After a status write made on `ks` as it was cached.
-    pub(super) fn status_written(&self, ks: &DataMinerKeySet) {
+    /// After a status write made on `ks` as it was cached; `result` is the resourceVersion the
+    /// API server gave the key set.
+    pub(super) fn status_written(&self, ks: &DataMinerKeySet, result: Option<String>) {
         let mut memo = self.memo.lock().expect("cache lock");
-        memo.entry(key(ks)).or_default().status_written_on = ks.resource_version();
+        let entry = memo.entry(key(ks)).or_default();
+        entry.status_written_on = ks.resource_version();
+        entry.status_written_as = result;
+        entry.awaited = false;
     }
 
-    /// True when `ks` is the version the last status write was made on: the cache is behind.
+    /// True when `ks` is the version the last status write was made on: the cache is behind, and
+    /// the watch event of that write is now awaited.
     pub(super) fn is_stale(&self, ks: &DataMinerKeySet) -> bool {
+        let mut memo = self.memo.lock().expect("cache lock");
+        let Some(entry) = memo.get_mut(&key(ks)) else {
+            return false;
+        };
+        let stale =
+            entry.status_written_on.is_some() && entry.status_written_on == ks.resource_version();
+        entry.awaited |= stale;
+        stale
+    }
+
+    /// The watch event of our own last status write, nobody waiting for it: the key set is what
+    /// the reconcile that wrote it planned, so reconciling it again would only find nothing to do.
+    pub(super) fn is_own_status_write(&self, ks: &DataMinerKeySet) -> bool {
         let memo = self.memo.lock().expect("cache lock");
-        memo.get(&key(ks))
-            .and_then(|m| m.status_written_on.as_deref())
-            .is_some_and(|rv| Some(rv) == ks.resource_version().as_deref())
+        memo.get(&key(ks)).is_some_and(|m| {
+            !m.awaited
+                && m.status_written_as.is_some()
+                && m.status_written_as == ks.resource_version()
+        })
+    }
+
+    /// The watch event of a Secret version this process wrote or read and verified for the key
+    /// set that controls it: nothing in it is news.
+    pub(super) fn is_known_secret(&self, secret: &PartialObjectMeta<Secret>) -> bool {
+        let Some(owner) = secret
+            .owner_references()
+            .iter()
+            .find(|o| o.controller == Some(true) && o.kind == DataMinerKeySet::kind(&()))
+        else {
+            return false;
+        };
+        let memo = self.memo.lock().expect("cache lock");
+        let key = format!("{}/{}", secret.namespace().unwrap_or_default(), owner.name);
+        memo.get(&key)
+            .and_then(|m| m.verified.as_ref())
+            .is_some_and(|v| {
+                v.uid().is_some()
+                    && v.uid() == secret.metadata.uid.as_deref()
+                    && secret.metadata.resource_version.as_deref()
+                        == Some(v.resource_version.as_str())
+            })
     }
 
     /// Records the key set's state for the metrics; returns the one it replaces.

@@ -141,6 +141,14 @@ pub fn controllers(
             .default_backoff()
             .modify(slim)
             .reflect(writer)
+            // The cache above takes every event; the reconciler skips our own writes' echoes.
+            .try_filter({
+                let ctx = ctx.clone();
+                move |event| {
+                    let echo = matches!(event, watcher::Event::Apply(ks) if ctx.cache.is_own_status_write(ks));
+                    std::future::ready(!echo)
+                }
+            })
             .touched_objects();
         // Secrets: only their versions are kept (secret_index.rs); the owner references in the
         // events route each change to its key set.
@@ -150,6 +158,13 @@ pub fn controllers(
             .inspect_ok({
                 let index = index.clone();
                 move |event| index.apply(event)
+            })
+            .try_filter({
+                let ctx = ctx.clone();
+                move |event| {
+                    let echo = matches!(event, watcher::Event::Apply(secret) if ctx.cache.is_known_secret(secret));
+                    std::future::ready(!echo)
+                }
             })
             .touched_objects();
         secret_indexes.push(index);

@@ -85,7 +85,8 @@ async fn reconcile_once(cached: &Arc<DataMinerKeySet>, ctx: &Context) -> Result<
         match event {
             finalizer::Event::Apply(ks) => reconcile_keyset(&ks, ctx, &keysets).await,
             finalizer::Event::Cleanup(ks) => {
-                ctx.metrics.keyset_moved(ctx.cache.swap_state(&ks, None), None);
+                ctx.metrics
+                    .keyset_moved(ctx.cache.swap_state(&ks, None), None);
                 destroy_keys(&ks, ctx).await
             }
         }
@@ -128,7 +129,8 @@ async fn reconcile_keyset(
     report(ks, ctx, &applied).await?;
     write_status(ks, ctx, keysets, &next).await?;
     let state = Some(state(&applied, &next));
-    ctx.metrics.keyset_moved(ctx.cache.swap_state(ks, state), state);
+    ctx.metrics
+        .keyset_moved(ctx.cache.swap_state(ks, state), state);
     match failure {
         Some(error) => Err(error),
         None => Ok(next_check(&applied.plan)),

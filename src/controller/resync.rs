@@ -85,8 +85,9 @@ mod tests {
         ks.metadata.name = Some(name.into());
         ks.metadata.namespace = Some("team".into());
         if revoked {
-            ks.status.get_or_insert_with(Default::default).revoked_at =
-                Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(crate::fixtures::at(0)));
+            ks.status.get_or_insert_with(Default::default).revoked_at = Some(
+                k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(crate::fixtures::at(0)),
+            );
         }
         ks
     }

@@ -59,9 +59,10 @@ impl SecretIndex {
                 }
             }
             watcher::Event::Delete(meta) => {
-                state
-                    .live
-                    .remove(&key(&meta.namespace().unwrap_or_default(), &meta.name_any()));
+                state.live.remove(&key(
+                    &meta.namespace().unwrap_or_default(),
+                    &meta.name_any(),
+                ));
             }
             watcher::Event::Init => state.relisting = Some(HashMap::new()),
             watcher::Event::InitApply(meta) => {
@@ -111,7 +112,11 @@ mod tests {
         index.apply(&watcher::Event::Init);
         index.apply(&watcher::Event::InitApply(meta("a", "1")));
         index.apply(&watcher::Event::InitApply(meta("b", "2")));
-        assert_eq!(index.get("team", "a"), None, "not before the list is complete");
+        assert_eq!(
+            index.get("team", "a"),
+            None,
+            "not before the list is complete"
+        );
         index.apply(&watcher::Event::InitDone);
         assert!(index.is_synced());
         assert_eq!(index.get("team", "a").unwrap().resource_version, "1");

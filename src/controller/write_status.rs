@@ -35,7 +35,7 @@ pub(super) async fn write_status(
         "metadata": { "resourceVersion": ks.resource_version() },
         "status": next,
     });
-    call(keysets.patch_status(
+    let written = call(keysets.patch_status(
         &ks.name_any(),
         &PatchParams::apply(FIELD_MANAGER).force(),
         &Patch::Apply(&body),
@@ -45,6 +45,6 @@ pub(super) async fn write_status(
         Some(409) => Error::Changed,
         _ => e.into_error("writing status", |source| Error::WriteStatus { source }),
     })?;
-    ctx.cache.status_written(ks);
+    ctx.cache.status_written(ks, written.resource_version());
     Ok(())
 }
