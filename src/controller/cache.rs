@@ -244,3 +244,106 @@ impl Cache {
         self.memo.lock().expect("cache lock").remove(&key(ks));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{fixtures, plan::SlotSeen};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+
+    fn keyset_at(rv: &str) -> DataMinerKeySet {
+        let mut ks = fixtures::keyset();
+        ks.metadata.name = Some("ks".into());
+        ks.metadata.namespace = Some("team".into());
+        ks.metadata.resource_version = Some(rv.into());
+        ks
+    }
+
+    #[test]
+    fn the_echo_of_our_own_status_write_is_skipped_unless_a_reconcile_waits_for_it() {
+        let cache = Cache::default();
+        assert!(!cache.is_own_status_write(&keyset_at("11")));
+        cache.status_written(&keyset_at("10"), Some("11".into()));
+        assert!(cache.is_own_status_write(&keyset_at("11")));
+        assert!(
+            !cache.is_own_status_write(&keyset_at("12")),
+            "a change by someone else"
+        );
+        // A reconcile (a Secret edited by hand, say) found the cache still at 10 and left its work
+        // to the echo: the echo must now reach the reconciler.
+        assert!(cache.is_stale(&keyset_at("10")));
+        assert!(!cache.is_own_status_write(&keyset_at("11")));
+        assert!(!cache.is_stale(&keyset_at("11")));
+        // The next write starts over.
+        cache.status_written(&keyset_at("11"), Some("12".into()));
+        assert!(cache.is_own_status_write(&keyset_at("12")));
+    }
+
+    fn secret(uid: &str, rv: &str, owner: &str, controller: bool) -> Secret {
+        let mut s = Secret::default();
+        s.metadata.name = Some("ks-keys".into());
+        s.metadata.namespace = Some("team".into());
+        s.metadata.uid = Some(uid.into());
+        s.metadata.resource_version = Some(rv.into());
+        s.metadata.owner_references = Some(vec![OwnerReference {
+            api_version: DataMinerKeySet::api_version(&()).into(),
+            kind: DataMinerKeySet::kind(&()).into(),
+            name: owner.into(),
+            uid: "ks-uid".into(),
+            controller: Some(controller),
+            ..Default::default()
+        }]);
+        s
+    }
+
+    fn meta(s: &Secret) -> PartialObjectMeta<Secret> {
+        let mut m = PartialObjectMeta::<Secret>::default();
+        m.metadata = s.metadata.clone();
+        m
+    }
+
+    #[test]
+    fn only_the_exact_secret_version_verified_for_its_controller_is_known() {
+        let cache = Cache::default();
+        let ks = keyset_at("10");
+        let written = secret("uid-1", "20", "ks", true);
+        let proven = SlotSeen {
+            revision: Some(1),
+            fingerprint: Some("fp".into()),
+            proven: Some(1),
+        };
+        let seen = SecretSeen::Present {
+            uid: "uid-1".into(),
+            slots: [proven.clone(), proven.clone()],
+            layout_in_sync: true,
+        };
+        assert!(
+            !cache.is_known_secret(&meta(&written)),
+            "nothing verified yet"
+        );
+        cache.verified(&ks, Some(&written), &seen);
+        assert!(cache.is_known_secret(&meta(&written)));
+        for other in [
+            secret("uid-1", "21", "ks", true),    // edited since
+            secret("uid-2", "20", "ks", true),    // another Secret
+            secret("uid-1", "20", "other", true), // controlled by another key set
+            secret("uid-1", "20", "ks", false),   // not a controller reference
+        ] {
+            assert!(!cache.is_known_secret(&meta(&other)), "{other:?}");
+        }
+        // A view that is not clean is never remembered.
+        let unproven = SecretSeen::Present {
+            uid: "uid-1".into(),
+            slots: [
+                proven.clone(),
+                SlotSeen {
+                    proven: None,
+                    ..proven
+                },
+            ],
+            layout_in_sync: true,
+        };
+        cache.verified(&ks, Some(&written), &unproven);
+        assert!(!cache.is_known_secret(&meta(&written)));
+    }
+}
