@@ -297,9 +297,10 @@ mod tests {
     }
 
     fn meta(s: &Secret) -> PartialObjectMeta<Secret> {
-        let mut m = PartialObjectMeta::<Secret>::default();
-        m.metadata = s.metadata.clone();
-        m
+        PartialObjectMeta::<Secret> {
+            metadata: s.metadata.clone(),
+            ..Default::default()
+        }
     }
 
     #[test]
