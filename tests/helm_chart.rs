@@ -407,14 +407,7 @@ async fn scenario(admin: &Client, ns: &str) -> Result<(), String> {
     .await?;
     // The chart's policy added the finalizer at creation; the operator puts it back when it is
     // gone (a hand edit here; on clusters without the policy, on every new key set).
-    keysets
-        .patch(
-            "ks",
-            &PatchParams::default(),
-            &Patch::Merge(json!({ "metadata": { "finalizers": null } })),
-        )
-        .await
-        .unwrap();
+    common::remove_finalizers(&keysets, "ks").await;
     step(
         "finalizer put back",
         keyset_where(&keysets, "ks", "finalizer", |k| {

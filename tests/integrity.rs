@@ -431,15 +431,7 @@ async fn a_finalizer_removed_by_hand_is_put_back_before_the_key_set_can_go_witho
     apply(&e.keysets, &org_keyset("ks")).await.unwrap();
     e.ready("ks").await;
     e.ledger.record(&e.secrets.get("ks-keys").await.unwrap());
-    let removed = e
-        .keysets
-        .patch(
-            "ks",
-            &PatchParams::default(),
-            &Patch::Merge(json!({ "metadata": { "finalizers": null } })),
-        )
-        .await
-        .unwrap();
+    let removed = common::remove_finalizers(&e.keysets, "ks").await;
     assert!(removed.metadata.finalizers.unwrap_or_default().is_empty());
     common::eventually(20, "the finalizer put back", || async {
         let ks = e.keysets.get("ks").await.unwrap();

@@ -129,6 +129,14 @@ pub async fn keyset_where(
     }
 }
 
+/// A hand edit: every finalizer of key set `name` removed. Returns the key set as stored.
+pub async fn remove_finalizers(api: &Api<DataMinerKeySet>, name: &str) -> DataMinerKeySet {
+    let patch = serde_json::json!({ "metadata": { "finalizers": null } });
+    api.patch(name, &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .unwrap()
+}
+
 pub fn condition<'a>(
     ks: &'a DataMinerKeySet,
     type_: &str,
