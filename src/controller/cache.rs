@@ -44,6 +44,11 @@ impl Verified {
             SecretSeen::Absent => None,
         }
     }
+
+    /// Whether the Secret version `uid`/`resource_version` is the one verified.
+    fn is_version(&self, uid: &str, resource_version: &str) -> bool {
+        self.uid() == Some(uid) && self.resource_version == resource_version
+    }
 }
 
 /// One per key set, so kept small: the map's slots hold it inline, the rarer parts are boxed.
@@ -79,8 +84,13 @@ pub(super) enum CachedSecret {
     Unknown,
 }
 
+/// `namespace/name` of a key set: what the memo is keyed by.
+fn memo_key(namespace: &str, name: &str) -> String {
+    format!("{namespace}/{name}")
+}
+
 fn key(ks: &DataMinerKeySet) -> String {
-    format!("{}/{}", ks.namespace().unwrap_or_default(), ks.name_any())
+    memo_key(&ks.namespace().unwrap_or_default(), &ks.name_any())
 }
 
 /// Every value present is proven at the revision its annotation names.
@@ -124,8 +134,7 @@ impl Cache {
         let recorded = ks.status.as_ref().and_then(|s| s.secret_uid.as_ref());
         match (cached, verified) {
             (Some(cached), Some(v))
-                if v.uid() == Some(cached.uid.as_str())
-                    && cached.resource_version == v.resource_version
+                if v.is_version(&cached.uid, &cached.resource_version)
                     && ks.metadata.generation == v.generation =>
             {
                 CachedSecret::Verified(v.seen.clone())
@@ -214,16 +223,15 @@ impl Cache {
         else {
             return false;
         };
+        let (Some(uid), Some(rv)) = (&secret.metadata.uid, &secret.metadata.resource_version)
+        else {
+            return false;
+        };
         let memo = self.memo.lock().expect("cache lock");
-        let key = format!("{}/{}", secret.namespace().unwrap_or_default(), owner.name);
+        let key = memo_key(&secret.namespace().unwrap_or_default(), &owner.name);
         memo.get(&key)
             .and_then(|m| m.verified.as_ref())
-            .is_some_and(|v| {
-                v.uid().is_some()
-                    && v.uid() == secret.metadata.uid.as_deref()
-                    && secret.metadata.resource_version.as_deref()
-                        == Some(v.resource_version.as_str())
-            })
+            .is_some_and(|v| v.is_version(uid, rv))
     }
 
     /// Records the key set's state for the metrics; returns the one it replaces.
