@@ -61,9 +61,12 @@ pub fn with_request(
 
 /// `spec` asking for revocation, confirmed with `confirm`.
 pub fn with_revoke(mut spec: DataMinerKeySetSpec, confirm: &str) -> DataMinerKeySetSpec {
-    spec.revoke = Some(RevokeSpec {
-        confirm_label: confirm.into(),
-    });
+    spec.revoke = Some(
+        RevokeSpec {
+            confirm_label: confirm.into(),
+        }
+        .into(),
+    );
     spec
 }
 

@@ -557,3 +557,88 @@ async fn secret_labels_and_annotations_follow_the_spec_and_leave_others_alone() 
     assert_eq!(revisions(&ks), (1, 1));
     e.finish().await;
 }
+
+/// (action, slot, revision) of each history entry, newest first.
+fn history(
+    ks: &dataminer_keys_operator::api::DataMinerKeySet,
+) -> Vec<(String, Option<String>, Option<i64>)> {
+    ks.status
+        .as_ref()
+        .unwrap()
+        .history
+        .iter()
+        .map(|h| (h.action.clone(), h.slot.clone(), h.revision))
+        .collect()
+}
+
+// Issue 11: the operator caches key sets without their history (it keeps it apart, compact),
+// so every status write must restate the history of the version it was planned on: after a
+// rotation, after a restart (the cache filled by a list), after a write that changes only a
+// condition, and at the limit.
+#[tokio::test]
+async fn the_history_is_kept_whole_through_every_kind_of_status_write() {
+    use dataminer_keys_operator::status::HISTORY_LIMIT;
+    let mut e = env("history").await;
+    let entry = |action: &str, slot: Option<&str>, revision: Option<i64>| {
+        (action.to_string(), slot.map(String::from), revision)
+    };
+    apply(&e.keysets, &org_keyset("ks")).await.unwrap();
+    e.ready("ks").await;
+    let mut expected = vec![entry("KeysCreated", None, None)];
+    // Requests both slots at these revisions, and waits until both are recorded.
+    let rotate = |primary: i64, secondary: i64| {
+        let keysets = e.keysets.clone();
+        async move {
+            let manifest = with_request(
+                with_request(org_keyset("ks"), "primary", primary),
+                "secondary",
+                secondary,
+            );
+            apply(&keysets, &manifest).await.unwrap();
+            keyset_where(&keysets, "ks", "rotated", |k| {
+                is_ready(k) && revisions(k) == (primary, secondary)
+            })
+            .await
+        }
+    };
+    rotate(2, 1).await;
+    expected.insert(0, entry("RegeneratePrimary", Some("primary"), Some(2)));
+    e.operator.kill();
+    e.operator.restart();
+    let ks = rotate(2, 2).await;
+    expected.insert(0, entry("RegenerateSecondary", Some("secondary"), Some(2)));
+    assert_eq!(history(&ks), expected, "after a restart");
+
+    // A write that changes a condition only (drift) and one that repairs it.
+    let tampered = "ffffffffffffffffffffffffffffffff";
+    e.ledger.record(&e.secrets.get("ks-keys").await.unwrap());
+    e.ledger.record_value(tampered);
+    let patch = json!({ "data": { "secondaryKey": base64_of(tampered) } });
+    e.secrets
+        .patch("ks-keys", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    let ks = keyset_where(&e.keysets, "ks", "Ready=False SecretDrift", |k| {
+        common::condition(k, "Ready").is_some_and(|c| c.reason == "SecretDrift")
+    })
+    .await;
+    assert_eq!(history(&ks), expected, "after a condition-only write");
+    rotate(2, 3).await;
+    expected.insert(0, entry("RegenerateSecondary", Some("secondary"), Some(3)));
+
+    // Past the limit: the newest entries stay, the oldest go.
+    let mut revision = 3;
+    while expected.len() <= HISTORY_LIMIT {
+        revision += 1;
+        rotate(2, revision).await;
+        expected.insert(
+            0,
+            entry("RegenerateSecondary", Some("secondary"), Some(revision)),
+        );
+    }
+    expected.truncate(HISTORY_LIMIT);
+    let ks = e.ready("ks").await;
+    assert_eq!(history(&ks), expected, "at the limit");
+    e.ledger.record(&e.secrets.get("ks-keys").await.unwrap());
+    e.finish().await;
+}

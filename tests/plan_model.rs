@@ -174,9 +174,12 @@ impl World {
             }
             Op::Revoke { confirmed } => {
                 if spec.revoke.is_none() || *confirmed {
-                    spec.revoke = Some(RevokeSpec {
-                        confirm_label: if *confirmed { LABEL } else { "wrong" }.into(),
-                    });
+                    spec.revoke = Some(
+                        RevokeSpec {
+                            confirm_label: if *confirmed { LABEL } else { "wrong" }.into(),
+                        }
+                        .into(),
+                    );
                     self.revoke_confirmed |= *confirmed;
                     self.bump();
                 }
@@ -184,10 +187,13 @@ impl World {
             Op::ToggleUserLabel => {
                 spec.secret = match spec.secret.take() {
                     Some(_) => None,
-                    None => Some(SecretSpec {
-                        labels: BTreeMap::from([("team".into(), "platform".into())]),
-                        ..Default::default()
-                    }),
+                    None => Some(
+                        SecretSpec {
+                            labels: BTreeMap::from([("team".into(), "platform".into())]),
+                            ..Default::default()
+                        }
+                        .into(),
+                    ),
                 };
                 self.bump();
             }

@@ -150,6 +150,7 @@ async fn run(args: Args) -> Result<()> {
     let names = workload::names(args.sets);
 
     let before = Requests::scrape(&client).await?;
+    let cpu_start = op.cpu_seconds()?;
     let mut own = Requests::default();
     let create = workload::run_and_wait(
         &client,
@@ -163,6 +164,7 @@ async fn run(args: Args) -> Result<()> {
     .await?;
     let after_create = Requests::scrape(&client).await?;
     let reconciles_create = op.reconciles().await?;
+    let cpu_create = op.cpu_seconds()?;
 
     let mut own_rotate = Requests::default();
     let rotate = workload::run_and_wait(
@@ -177,6 +179,7 @@ async fn run(args: Args) -> Result<()> {
     .await?;
     let after_rotate = Requests::scrape(&client).await?;
     let reconciles_rotate = op.reconciles().await? - reconciles_create;
+    let cpu_rotate = op.cpu_seconds()?;
 
     // Settle (the operator's own status writes come back as watch events), then count.
     tokio::time::sleep(Duration::from_secs(5)).await;
@@ -207,6 +210,7 @@ async fn run(args: Args) -> Result<()> {
             requests: create_requests,
             others: create_others,
             reconciles: reconciles_create,
+            operator_cpu_seconds: cpu_create - cpu_start,
         },
         rotate: Phase {
             operator_seconds: rotate.as_secs_f64(),
@@ -214,6 +218,7 @@ async fn run(args: Args) -> Result<()> {
             requests: rotate_requests,
             others: rotate_others,
             reconciles: reconciles_rotate,
+            operator_cpu_seconds: cpu_rotate - cpu_create,
         },
         rest_seconds: args.rest_seconds,
         resync_seconds: args.resync_seconds,

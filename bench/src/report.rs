@@ -15,6 +15,8 @@ pub struct Phase {
     /// Requests to resources the operator never uses (other components' in the same window).
     pub others: Requests,
     pub reconciles: f64,
+    /// CPU seconds the operator process used in this phase.
+    pub operator_cpu_seconds: f64,
 }
 
 impl Phase {
@@ -99,10 +101,12 @@ pub fn table(r: &Results) -> String {
     }
     for (name, p) in [("create", &r.create), ("rotate", &r.rotate)] {
         line(format!(
-            "{name}: {:.2} writes and {:.2} reads per key set, {:.2} reconciles per key set",
+            "{name}: {:.2} writes and {:.2} reads per key set, {:.2} reconciles per key set, operator CPU {:.1} s ({:.0}% of one core over the phase)",
             p.requests.writes() / n,
             p.requests.reads() / n,
-            p.reconciles / n
+            p.reconciles / n,
+            p.operator_cpu_seconds,
+            100.0 * p.operator_cpu_seconds / p.operator_seconds,
         ));
         for (k, v) in &p.requests.0 {
             line(format!("    {k:<40} {:>8.2} per key set", v / n));

@@ -129,7 +129,7 @@ pub struct DataMinerKeySetSpec {
 
     /// Where and how the keys are stored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub secret: Option<SecretSpec>,
+    pub secret: Option<Box<SecretSpec>>,
 
     /// Rotation requests: raise a slot's `revision` (and repeat the label in `confirmLabel`) to
     /// get a new key in that slot, exactly once.
@@ -139,7 +139,7 @@ pub struct DataMinerKeySetSpec {
     /// Revocation: when present (with the label repeated in `confirmLabel`) both keys are
     /// destroyed and never generated again for this object. Cannot be removed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub revoke: Option<RevokeSpec>,
+    pub revoke: Option<Box<RevokeSpec>>,
 }
 
 /// Exactly one of `organization` or `system`.
@@ -157,7 +157,7 @@ pub struct Scope {
     pub organization: Option<OrganizationScope>,
     /// System keys: deploy Automation scripts and packages to one DataMiner System.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub system: Option<SystemScope>,
+    pub system: Option<Box<SystemScope>>,
 }
 
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]

@@ -12,42 +12,93 @@
 //! It also remembers the key set version its last status write was made on: a cached key set
 //! still at that version predates the write (the watch has not delivered it yet), and planning
 //! from it would record a change twice, so that reconcile waits for the watch instead.
+//!
+//! Key sets enter the cache without `status.history`: nothing but the status write reads it,
+//! and it is most of a long-lived key set's size. The history of the version the watch last
+//! delivered is kept here as compact JSON, tagged with that version's resourceVersion; the
+//! status write restates it only when it was planned on that very version (otherwise the
+//! conditional write would be refused anyway).
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{Arc, Mutex, OnceLock},
 };
 
 use k8s_openapi::api::core::v1::Secret;
-use kube::{Resource, ResourceExt, core::PartialObjectMeta};
+use kube::{Resource, ResourceExt, core::PartialObjectMeta, runtime::watcher};
 
-use super::secret_index::{SecretIndex, Version};
-
-use crate::{
-    api::DataMinerKeySet,
-    plan::{SecretSeen, Slot},
+use super::{
+    secret_index::{SecretIndex, Version},
+    token::Token,
 };
 
-/// A Secret version the reconciler has verified (its uid is the one in `seen`), and the plan's
-/// view of it.
+use crate::{
+    api::{DataMinerKeySet, HistoryEntry},
+    plan::{SecretSeen, SlotSeen},
+};
+
+/// A Secret version the reconciler has verified, and the plan's view of it, which is clean:
+/// every value proven at its revision. Kept as that, not as the view itself: no strings but the
+/// two fingerprints.
 #[derive(Clone, Debug)]
 struct Verified {
-    resource_version: String,
+    version: Version,
     generation: Option<i64>,
-    seen: SecretSeen,
+    /// Per slot, the revision the value is proven at and its fingerprint.
+    slots: [(i64, Box<str>); 2],
+    layout_in_sync: bool,
 }
 
 impl Verified {
-    fn uid(&self) -> Option<&str> {
-        match &self.seen {
-            SecretSeen::Present { uid, .. } => Some(uid),
-            SecretSeen::Absent => None,
+    /// `None` unless `seen` is clean (anything else depends on the record and the request, and is
+    /// read again each time) and is a view of the Secret `uid`.
+    fn new(
+        uid: &str,
+        resource_version: &str,
+        generation: Option<i64>,
+        seen: &SecretSeen,
+    ) -> Option<Self> {
+        let SecretSeen::Present {
+            uid: seen_uid,
+            slots,
+            layout_in_sync,
+        } = seen
+        else {
+            return None;
+        };
+        // The view was observed from this very Secret, so their uids agree; checked all the same.
+        if seen_uid != uid {
+            return None;
         }
+        let clean = |s: &SlotSeen| match (s.revision, s.proven, &s.fingerprint) {
+            (Some(revision), Some(proven), Some(fp)) if revision == proven => {
+                Some((revision, fp.as_str().into()))
+            }
+            _ => None,
+        };
+        Some(Verified {
+            version: Version {
+                uid: Token::new(uid),
+                resource_version: Token::new(resource_version),
+            },
+            generation,
+            slots: [clean(&slots[0])?, clean(&slots[1])?],
+            layout_in_sync: *layout_in_sync,
+        })
     }
 
-    /// Whether the Secret version `uid`/`resource_version` is the one verified.
-    fn is_version(&self, uid: &str, resource_version: &str) -> bool {
-        self.uid() == Some(uid) && self.resource_version == resource_version
+    /// The view, as the plan takes it.
+    fn seen(&self) -> SecretSeen {
+        let slot = |(revision, fp): &(i64, Box<str>)| SlotSeen {
+            revision: Some(*revision),
+            fingerprint: Some(fp.to_string()),
+            proven: Some(*revision),
+        };
+        SecretSeen::Present {
+            uid: self.version.uid.to_string(),
+            slots: [slot(&self.slots[0]), slot(&self.slots[1])],
+            layout_in_sync: self.layout_in_sync,
+        }
     }
 }
 
@@ -58,20 +109,85 @@ struct Memo {
     /// A create was refused or a write's outcome is unknown: read before planning again.
     must_read: bool,
     /// The key set's resourceVersion the last status write was made on, and the one it produced.
-    status_written_on: Option<String>,
-    status_written_as: Option<String>,
+    status_written_on: Option<Token>,
+    status_written_as: Option<Token>,
     /// A reconcile found the cache behind and left the work to the watch event of our own status
     /// write: that event must not be skipped.
     awaited: bool,
     /// The state the metrics count it in (`Ready`, `NotReady`, `Revoked`).
     state: Option<&'static str>,
+    /// `status.history` of the version the watch last delivered.
+    history: Option<History>,
+}
+
+/// A key set's history as JSON (empty for none), and the resourceVersion it belongs to.
+struct History {
+    resource_version: Token,
+    json: Box<str>,
 }
 
 #[derive(Default)]
 pub struct Cache {
     /// One per Secret watch. Until every one has listed, absence means nothing.
     secrets: OnceLock<Vec<Arc<SecretIndex>>>,
-    memo: Mutex<HashMap<String, Memo>>,
+    /// By [`memo_key`].
+    memo: Mutex<HashMap<Box<str>, Memo>>,
+}
+
+/// Follows one key set watch, before its cache does: takes each version's history out of the
+/// object and keeps it in the record, and forgets a key set the watch reports deleted, or that a
+/// re-list of the watch's namespace (or of all, `None`) no longer holds.
+pub(super) struct Follower {
+    pub namespace: Option<String>,
+    /// A re-list in progress: the key sets it has delivered so far.
+    listing: Option<HashSet<Box<str>>>,
+}
+
+impl Follower {
+    pub fn new(namespace: Option<String>) -> Self {
+        Follower {
+            namespace,
+            listing: None,
+        }
+    }
+
+    /// Returns the metrics states the forgotten key sets were still counted in (a finalizer
+    /// removed by hand, so no cleanup ran).
+    pub fn follow(
+        &mut self,
+        cache: &Cache,
+        event: &mut watcher::Event<DataMinerKeySet>,
+    ) -> Vec<&'static str> {
+        match event {
+            watcher::Event::Apply(ks) => cache.keep_history(ks),
+            watcher::Event::Delete(ks) => return cache.remove(ks).into_iter().collect(),
+            watcher::Event::Init => self.listing = Some(HashSet::new()),
+            watcher::Event::InitApply(ks) => {
+                cache.keep_history(ks);
+                if let Some(listing) = &mut self.listing {
+                    listing.insert(key(ks).into());
+                }
+            }
+            watcher::Event::InitDone => {
+                let Some(listed) = self.listing.take() else {
+                    return Vec::new();
+                };
+                let prefix = self.namespace.as_deref().map(|ns| memo_key(ns, ""));
+                let mut memo = cache.memo.lock().expect("cache lock");
+                let gone: Vec<Box<str>> = memo
+                    .keys()
+                    .filter(|k| prefix.as_deref().is_none_or(|p| k.starts_with(p)))
+                    .filter(|k| !listed.contains(*k))
+                    .cloned()
+                    .collect();
+                return gone
+                    .iter()
+                    .filter_map(|k| memo.remove(k).and_then(|m| m.state))
+                    .collect();
+            }
+        }
+        Vec::new()
+    }
 }
 
 /// What the cache says about a key set's Secret.
@@ -93,14 +209,11 @@ fn key(ks: &DataMinerKeySet) -> String {
     memo_key(&ks.namespace().unwrap_or_default(), &ks.name_any())
 }
 
-/// Every value present is proven at the revision its annotation names.
-fn is_clean(seen: &SecretSeen) -> bool {
-    match seen {
-        SecretSeen::Absent => false,
-        SecretSeen::Present { slots, .. } => Slot::BOTH.iter().all(|&slot| {
-            let s = &slots[slot.index()];
-            s.fingerprint.is_some() && s.proven.is_some() && s.proven == s.revision
-        }),
+/// Whether `token` is the key set's resourceVersion.
+fn is_at(token: &Option<Token>, ks: &DataMinerKeySet) -> bool {
+    match (token, &ks.metadata.resource_version) {
+        (Some(t), Some(rv)) => t.is(rv),
+        _ => false,
     }
 }
 
@@ -126,7 +239,7 @@ impl Cache {
             return CachedSecret::Unknown;
         };
         let memo = self.memo.lock().expect("cache lock");
-        let memo = memo.get(&key(ks));
+        let memo = memo.get(key(ks).as_str());
         if memo.is_some_and(|m| m.must_read) {
             return CachedSecret::Unknown;
         }
@@ -134,10 +247,9 @@ impl Cache {
         let recorded = ks.status.as_ref().and_then(|s| s.secret_uid.as_ref());
         match (cached, verified) {
             (Some(cached), Some(v))
-                if v.is_version(&cached.uid, &cached.resource_version)
-                    && ks.metadata.generation == v.generation =>
+                if v.version == cached && ks.metadata.generation == v.generation =>
             {
-                CachedSecret::Verified(v.seen.clone())
+                CachedSecret::Verified(v.seen())
             }
             // A new key set. Should a Secret of that name exist all the same (someone else's,
             // not labelled as ours, so not cached), the create is refused and the retry reads.
@@ -153,28 +265,24 @@ impl Cache {
         secret: Option<&Secret>,
         seen: &SecretSeen,
     ) {
-        let mut memo = self.memo.lock().expect("cache lock");
-        let entry = memo.entry(key(ks)).or_default();
-        entry.must_read = false;
-        let verified = secret.filter(|_| is_clean(seen)).and_then(|s| {
-            Some(Verified {
-                resource_version: s.resource_version()?,
-                generation: ks.metadata.generation,
-                seen: seen.clone(),
-            })
+        let verified = secret.and_then(|s| {
+            Verified::new(
+                s.metadata.uid.as_deref()?,
+                s.metadata.resource_version.as_deref()?,
+                ks.metadata.generation,
+                seen,
+            )
         });
-        // The view was observed from this very Secret, so their uids agree; checked all the same.
-        entry.verified = verified
-            .filter(|v| {
-                v.uid().is_some() && v.uid() == secret.and_then(|s| s.metadata.uid.as_deref())
-            })
-            .map(Box::new);
+        let mut memo = self.memo.lock().expect("cache lock");
+        let entry = memo.entry(key(ks).into()).or_default();
+        entry.must_read = false;
+        entry.verified = verified.map(Box::new);
     }
 
     /// Read the Secret before the next plan (a refused create, a write with unknown outcome).
     pub(super) fn must_read(&self, ks: &DataMinerKeySet) {
         let mut memo = self.memo.lock().expect("cache lock");
-        let entry = memo.entry(key(ks)).or_default();
+        let entry = memo.entry(key(ks).into()).or_default();
         entry.must_read = true;
         entry.verified = None;
     }
@@ -183,9 +291,9 @@ impl Cache {
     /// API server gave the key set.
     pub(super) fn status_written(&self, ks: &DataMinerKeySet, result: Option<String>) {
         let mut memo = self.memo.lock().expect("cache lock");
-        let entry = memo.entry(key(ks)).or_default();
-        entry.status_written_on = ks.resource_version();
-        entry.status_written_as = result;
+        let entry = memo.entry(key(ks).into()).or_default();
+        entry.status_written_on = ks.metadata.resource_version.as_deref().map(Token::new);
+        entry.status_written_as = result.as_deref().map(Token::new);
         entry.awaited = false;
     }
 
@@ -193,11 +301,10 @@ impl Cache {
     /// the watch event of that write is now awaited.
     pub(super) fn is_stale(&self, ks: &DataMinerKeySet) -> bool {
         let mut memo = self.memo.lock().expect("cache lock");
-        let Some(entry) = memo.get_mut(&key(ks)) else {
+        let Some(entry) = memo.get_mut(key(ks).as_str()) else {
             return false;
         };
-        let stale =
-            entry.status_written_on.is_some() && entry.status_written_on == ks.resource_version();
+        let stale = is_at(&entry.status_written_on, ks);
         entry.awaited |= stale;
         stale
     }
@@ -206,11 +313,8 @@ impl Cache {
     /// the reconcile that wrote it planned, so reconciling it again would only find nothing to do.
     pub(super) fn is_own_status_write(&self, ks: &DataMinerKeySet) -> bool {
         let memo = self.memo.lock().expect("cache lock");
-        memo.get(&key(ks)).is_some_and(|m| {
-            !m.awaited
-                && m.status_written_as.is_some()
-                && m.status_written_as == ks.resource_version()
-        })
+        memo.get(key(ks).as_str())
+            .is_some_and(|m| !m.awaited && is_at(&m.status_written_as, ks))
     }
 
     /// The watch event of a Secret version this process wrote or read and verified for the key
@@ -229,9 +333,9 @@ impl Cache {
         };
         let memo = self.memo.lock().expect("cache lock");
         let key = memo_key(&secret.namespace().unwrap_or_default(), &owner.name);
-        memo.get(&key)
+        memo.get(key.as_str())
             .and_then(|m| m.verified.as_ref())
-            .is_some_and(|v| v.is_version(uid, rv))
+            .is_some_and(|v| v.version.is(uid, rv))
     }
 
     /// Records the key set's state for the metrics; returns the one it replaces.
@@ -242,14 +346,57 @@ impl Cache {
     ) -> Option<&'static str> {
         let mut memo = self.memo.lock().expect("cache lock");
         match state {
-            Some(_) => std::mem::replace(&mut memo.entry(key(ks)).or_default().state, state),
-            None => memo.get_mut(&key(ks)).and_then(|m| m.state.take()),
+            Some(_) => std::mem::replace(&mut memo.entry(key(ks).into()).or_default().state, state),
+            None => memo.get_mut(key(ks).as_str()).and_then(|m| m.state.take()),
         }
     }
 
-    /// The key set is gone.
-    pub(super) fn remove(&self, ks: &DataMinerKeySet) {
-        self.memo.lock().expect("cache lock").remove(&key(ks));
+    fn keep_history(&self, ks: &mut DataMinerKeySet) {
+        let Some(rv) = ks.metadata.resource_version.as_deref() else {
+            return;
+        };
+        let history = ks
+            .status
+            .as_mut()
+            .map(|s| std::mem::take(&mut s.history))
+            .unwrap_or_default();
+        let json = match history.is_empty() {
+            true => Box::default(),
+            false => serde_json::to_string(&history)
+                .expect("history entries serialize")
+                .into(),
+        };
+        let kept = History {
+            resource_version: Token::new(rv),
+            json,
+        };
+        let mut memo = self.memo.lock().expect("cache lock");
+        memo.entry(key(ks).into()).or_default().history = Some(kept);
+    }
+
+    /// The history taken out of `ks` when the watch delivered it; `None` when the watch has
+    /// delivered another version since (or never this one).
+    pub(super) fn history(&self, ks: &DataMinerKeySet) -> Option<Vec<HistoryEntry>> {
+        let memo = self.memo.lock().expect("cache lock");
+        let kept = memo.get(key(ks).as_str())?.history.as_ref()?;
+        if !ks
+            .metadata
+            .resource_version
+            .as_deref()
+            .is_some_and(|rv| kept.resource_version.is(rv))
+        {
+            return None;
+        }
+        match kept.json.is_empty() {
+            true => Some(Vec::new()),
+            false => Some(serde_json::from_str(&kept.json).expect("history kept as written")),
+        }
+    }
+
+    /// The key set is gone; returns the metrics state it was counted in.
+    pub(super) fn remove(&self, ks: &DataMinerKeySet) -> Option<&'static str> {
+        let mut memo = self.memo.lock().expect("cache lock");
+        memo.remove(key(ks).as_str()).and_then(|m| m.state)
     }
 }
 
@@ -354,5 +501,145 @@ mod tests {
         };
         cache.verified(&ks, Some(&written), &unproven);
         assert!(!cache.is_known_secret(&meta(&written)));
+    }
+
+    #[test]
+    fn a_clean_view_is_kept_exactly_and_nothing_else_is_kept() {
+        let slot = |revision: i64, fp: &str| SlotSeen {
+            revision: Some(revision),
+            fingerprint: Some(fp.into()),
+            proven: Some(revision),
+        };
+        let uid = "0b7e8a8e-6f7d-4a53-9d0e-6a1c3f2b9e11";
+        let clean = SecretSeen::Present {
+            uid: uid.into(),
+            slots: [slot(3, "sha256:0123abcd"), slot(1, "sha256:4567ef01")],
+            layout_in_sync: false,
+        };
+        let v = Verified::new(uid, "41", Some(2), &clean).expect("a clean view");
+        assert_eq!(v.seen(), clean);
+        assert!(v.version.is(uid, "41"));
+        assert!(Verified::new("another-uid", "41", Some(2), &clean).is_none());
+        assert!(Verified::new(uid, "41", Some(2), &SecretSeen::Absent).is_none());
+        for unclean in [
+            SlotSeen {
+                proven: Some(2),
+                ..slot(3, "fp")
+            },
+            SlotSeen {
+                proven: None,
+                ..slot(3, "fp")
+            },
+            SlotSeen {
+                fingerprint: None,
+                ..slot(3, "fp")
+            },
+            SlotSeen {
+                revision: None,
+                ..slot(3, "fp")
+            },
+        ] {
+            let seen = SecretSeen::Present {
+                uid: uid.into(),
+                slots: [slot(1, "fp"), unclean.clone()],
+                layout_in_sync: true,
+            };
+            assert!(
+                Verified::new(uid, "41", Some(2), &seen).is_none(),
+                "{unclean:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_history_leaves_the_cached_key_set_and_comes_back_for_that_version_only() {
+        let cache = Cache::default();
+        let mut ks = keyset_at("10");
+        let status = crate::api::DataMinerKeySetStatus {
+            secret_uid: Some("uid-1".into()),
+            history: vec![HistoryEntry {
+                action: "KeysCreated".into(),
+                slot: None,
+                revision: None,
+                at: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(crate::fixtures::at(0)),
+                by: None,
+                fingerprint: Some("sha256:0123abcd".into()),
+            }],
+            ..Default::default()
+        };
+        ks.status = Some(status.clone());
+
+        let mut follower = Follower::new(None);
+        let mut event = watcher::Event::Apply(ks);
+        assert_eq!(follower.follow(&cache, &mut event), Vec::<&str>::new());
+        let watcher::Event::Apply(cached) = event else {
+            unreachable!()
+        };
+        assert!(cached.status.as_ref().unwrap().history.is_empty());
+        assert_eq!(cache.history(&cached), Some(status.history.clone()));
+        assert_eq!(
+            cache.history(&keyset_at("9")),
+            None,
+            "planned on another version"
+        );
+
+        // A key set without status keeps an empty history; a newer version replaces the old.
+        let mut event = watcher::Event::Apply(keyset_at("11"));
+        follower.follow(&cache, &mut event);
+        assert_eq!(cache.history(&keyset_at("11")), Some(vec![]));
+        assert_eq!(cache.history(&cached), None);
+
+        // Deleted: forgotten, and the state it was counted in is handed back.
+        cache.swap_state(&cached, Some("Ready"));
+        let mut event = watcher::Event::Delete(keyset_at("12"));
+        assert_eq!(follower.follow(&cache, &mut event), vec!["Ready"]);
+        assert_eq!(cache.history(&keyset_at("11")), None);
+    }
+
+    #[test]
+    fn a_relist_forgets_the_key_sets_deleted_while_the_watch_was_down() {
+        let cache = Cache::default();
+        let named = |ns: &str, name: &str, rv: &str| {
+            let mut ks = keyset_at(rv);
+            ks.metadata.namespace = Some(ns.into());
+            ks.metadata.name = Some(name.into());
+            ks
+        };
+        let mut team = Follower::new(Some("team".into()));
+        let mut other = Follower::new(Some("other".into()));
+        for ks in [named("team", "a", "1"), named("team", "b", "2")] {
+            team.follow(&cache, &mut watcher::Event::Apply(ks.clone()));
+            cache.swap_state(&ks, Some("Ready"));
+        }
+        let c = named("other", "c", "3");
+        other.follow(&cache, &mut watcher::Event::Apply(c.clone()));
+        cache.swap_state(&c, Some("NotReady"));
+
+        // "team" is listed again: "b" went away meanwhile.
+        let mut events = [
+            watcher::Event::Init,
+            watcher::Event::InitApply(named("team", "a", "4")),
+            watcher::Event::InitDone,
+        ];
+        let forgotten: Vec<_> = events
+            .iter_mut()
+            .flat_map(|e| team.follow(&cache, e))
+            .collect();
+        assert_eq!(forgotten, vec!["Ready"], "b, still counted as Ready");
+        assert!(cache.history(&named("team", "a", "4")).is_some());
+        assert!(cache.history(&named("team", "b", "2")).is_none());
+        assert!(
+            cache.history(&c).is_some(),
+            "another namespace's watch is not concerned"
+        );
+        // Without a namespace, a re-list covers all.
+        let mut all = Follower::new(None);
+        let mut events = [watcher::Event::Init, watcher::Event::InitDone];
+        let forgotten: Vec<_> = events
+            .iter_mut()
+            .flat_map(|e| all.follow(&cache, e))
+            .collect();
+        assert_eq!(forgotten.len(), 2);
+        assert!(cache.history(&c).is_none());
     }
 }

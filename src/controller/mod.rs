@@ -11,6 +11,7 @@ mod reconcile;
 mod report;
 mod resync;
 mod secret_index;
+mod token;
 mod write_status;
 
 use std::sync::Arc;
@@ -118,12 +119,22 @@ pub fn controllers(
     stopping: tokio::sync::watch::Receiver<bool>,
 ) -> Controllers {
     // Secrets as metadata only: a version to compare, never a value.
-    let apis: Vec<(Api<DataMinerKeySet>, Api<PartialObjectMeta<Secret>>)> = match namespaces {
-        Namespaces::All => vec![(Api::all(ctx.client.clone()), Api::all(ctx.client.clone()))],
+    type Apis = (
+        Option<String>,
+        Api<DataMinerKeySet>,
+        Api<PartialObjectMeta<Secret>>,
+    );
+    let apis: Vec<Apis> = match namespaces {
+        Namespaces::All => vec![(
+            None,
+            Api::all(ctx.client.clone()),
+            Api::all(ctx.client.clone()),
+        )],
         Namespaces::Only(list) => list
             .iter()
             .map(|ns| {
                 (
+                    Some(ns.clone()),
                     Api::namespaced(ctx.client.clone(), ns),
                     Api::namespaced(ctx.client.clone(), ns),
                 )
@@ -134,12 +145,22 @@ pub fn controllers(
     let mut stores = Vec::new();
     let mut secret_indexes = Vec::new();
     let mut streams = Vec::new();
-    for (keysets, secrets) in apis {
+    for (namespace, keysets, secrets) in apis {
         // Key sets in a cache of our own, without what the reconciler never reads.
         let (reader, writer) = reflector::store();
         let keyset_stream = watcher(keysets, watcher::Config::default().any_semantic())
             .default_backoff()
             .modify(slim)
+            .map_ok({
+                let ctx = ctx.clone();
+                let mut follower = cache::Follower::new(namespace);
+                move |mut event| {
+                    for state in follower.follow(&ctx.cache, &mut event) {
+                        ctx.metrics.keyset_moved(Some(state), None);
+                    }
+                    event
+                }
+            })
             .reflect(writer)
             // The cache above takes every event; the reconciler skips our own writes' echoes.
             .try_filter({

@@ -2,7 +2,7 @@
 //!
 //! A reflector store would keep every Secret's whole metadata (labels, annotations, owner
 //! references, each in its own allocations: about 2.5 KiB per Secret); the cache only compares
-//! a version, so this index keeps about a tenth of that (docs/performance.md). It follows the
+//! a version, so this index keeps a name and two compact tokens (token.rs) per Secret. It follows the
 //! watch like a store: a re-list replaces the contents at once, so a Secret deleted while the
 //! watch was down leaves it.
 
@@ -11,21 +11,30 @@ use std::{collections::HashMap, sync::RwLock};
 use k8s_openapi::api::core::v1::Secret;
 use kube::{ResourceExt, core::PartialObjectMeta, runtime::watcher};
 
+use super::token::Token;
+
 type Meta = PartialObjectMeta<Secret>;
 
 /// One Secret version.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Version {
-    pub uid: String,
-    pub resource_version: String,
+    pub uid: Token,
+    pub resource_version: Token,
+}
+
+impl Version {
+    /// Whether this is the version `uid`/`resource_version`.
+    pub fn is(&self, uid: &str, resource_version: &str) -> bool {
+        self.uid.is(uid) && self.resource_version.is(resource_version)
+    }
 }
 
 #[derive(Default)]
 struct State {
     /// By `namespace/name`.
-    live: HashMap<String, Version>,
+    live: HashMap<Box<str>, Version>,
     /// A re-list in progress: what it has delivered so far.
-    relisting: Option<HashMap<String, Version>>,
+    relisting: Option<HashMap<Box<str>, Version>>,
     /// The first list completed.
     synced: bool,
 }
@@ -38,12 +47,12 @@ fn key(namespace: &str, name: &str) -> String {
     format!("{namespace}/{name}")
 }
 
-fn entry(meta: &Meta) -> Option<(String, Version)> {
+fn entry(meta: &Meta) -> Option<(Box<str>, Version)> {
     Some((
-        key(&meta.namespace().unwrap_or_default(), &meta.name_any()),
+        key(&meta.namespace().unwrap_or_default(), &meta.name_any()).into(),
         Version {
-            uid: meta.uid()?,
-            resource_version: meta.resource_version()?,
+            uid: Token::new(meta.metadata.uid.as_deref()?),
+            resource_version: Token::new(meta.metadata.resource_version.as_deref()?),
         },
     ))
 }
@@ -59,10 +68,9 @@ impl SecretIndex {
                 }
             }
             watcher::Event::Delete(meta) => {
-                state.live.remove(&key(
-                    &meta.namespace().unwrap_or_default(),
-                    &meta.name_any(),
-                ));
+                state
+                    .live
+                    .remove(key(&meta.namespace().unwrap_or_default(), &meta.name_any()).as_str());
             }
             watcher::Event::Init => state.relisting = Some(HashMap::new()),
             watcher::Event::InitApply(meta) => {
@@ -83,7 +91,7 @@ impl SecretIndex {
     /// The version of Secret `name` in `namespace`, if the watch has it.
     pub fn get(&self, namespace: &str, name: &str) -> Option<Version> {
         let state = self.0.read().expect("secret index lock");
-        state.live.get(&key(namespace, name)).cloned()
+        state.live.get(key(namespace, name).as_str()).cloned()
     }
 
     /// The watch has listed once: absence now means something.
@@ -119,20 +127,29 @@ mod tests {
         );
         index.apply(&watcher::Event::InitDone);
         assert!(index.is_synced());
-        assert_eq!(index.get("team", "a").unwrap().resource_version, "1");
+        assert_eq!(
+            index.get("team", "a").unwrap().resource_version.to_string(),
+            "1"
+        );
 
         index.apply(&watcher::Event::Apply(meta("a", "3")));
-        assert_eq!(index.get("team", "a").unwrap().resource_version, "3");
+        assert_eq!(
+            index.get("team", "a").unwrap().resource_version.to_string(),
+            "3"
+        );
         index.apply(&watcher::Event::Delete(meta("b", "2")));
         assert_eq!(index.get("team", "b"), None);
 
         // The watch was down; "a" was deleted and "c" created meanwhile.
         index.apply(&watcher::Event::Init);
         index.apply(&watcher::Event::InitApply(meta("c", "5")));
-        assert_eq!(index.get("team", "a").unwrap().resource_version, "3");
+        assert_eq!(
+            index.get("team", "a").unwrap().resource_version.to_string(),
+            "3"
+        );
         index.apply(&watcher::Event::InitDone);
         assert_eq!(index.get("team", "a"), None);
-        assert_eq!(index.get("team", "c").unwrap().uid, "uid-c");
+        assert!(index.get("team", "c").unwrap().is("uid-c", "5"));
         assert_eq!(index.get("other", "c"), None);
     }
 }

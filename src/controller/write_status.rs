@@ -15,6 +15,7 @@ use crate::{
     api::{DataMinerKeySet, DataMinerKeySetStatus},
     error::{Error, Result},
     secret::FIELD_MANAGER,
+    status::HISTORY_LIMIT,
 };
 
 pub(super) async fn write_status(
@@ -26,6 +27,14 @@ pub(super) async fn write_status(
     if ks.status.as_ref() == Some(next) {
         return Ok(());
     }
+    // The cached key set came without its history (cache.rs): the apply restates the history
+    // of the version planned on, after the new entries. Another version since: plan again.
+    let Some(kept) = ctx.cache.history(ks) else {
+        return Err(Error::Changed);
+    };
+    let mut next = next.clone();
+    next.history.extend(kept);
+    next.history.truncate(HISTORY_LIMIT);
     ensure_leading(ctx)?;
     // The resourceVersion makes the apply conditional: a key set changed since it was read
     // (a newer request) is planned again instead of being overwritten with an older plan.

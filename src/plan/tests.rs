@@ -412,10 +412,13 @@ fn a_removed_key_is_drift_and_blocks_writes_until_regenerated() {
 #[test]
 fn invalid_specs_are_refused_before_anything_happens() {
     let mut both = spec();
-    both.scope.system = Some(SystemScope {
-        name: "dms".into(),
-        organization: None,
-    });
+    both.scope.system = Some(
+        SystemScope {
+            name: "dms".into(),
+            organization: None,
+        }
+        .into(),
+    );
     let mut none = spec();
     none.scope.organization = None;
     let mut org_without_permissions = spec();
@@ -423,10 +426,13 @@ fn invalid_specs_are_refused_before_anything_happens() {
     let mut system_with_permissions = spec();
     system_with_permissions.scope = Scope {
         organization: None,
-        system: Some(SystemScope {
-            name: "dms".into(),
-            organization: None,
-        }),
+        system: Some(
+            SystemScope {
+                name: "dms".into(),
+                organization: None,
+            }
+            .into(),
+        ),
     };
     let mut duplicate = spec();
     duplicate.permissions.push(Permission::RegisterCatalogItems);
@@ -675,20 +681,29 @@ fn unwritable_names_metadata_and_whitespace_are_invalid_specs() {
     });
     assert!(matches!(p.problems.as_slice(), [Problem::InvalidSpec(m)] if m.contains("63")));
     let mut labels = spec();
-    labels.secret = Some(crate::api::SecretSpec {
-        labels: [("bad key!".to_string(), "x".to_string())].into(),
-        ..Default::default()
-    });
+    labels.secret = Some(
+        crate::api::SecretSpec {
+            labels: [("bad key!".to_string(), "x".to_string())].into(),
+            ..Default::default()
+        }
+        .into(),
+    );
     let mut values = spec();
-    values.secret = Some(crate::api::SecretSpec {
-        labels: [("team".to_string(), "-x".to_string())].into(),
-        ..Default::default()
-    });
+    values.secret = Some(
+        crate::api::SecretSpec {
+            labels: [("team".to_string(), "-x".to_string())].into(),
+            ..Default::default()
+        }
+        .into(),
+    );
     let mut annotations = spec();
-    annotations.secret = Some(crate::api::SecretSpec {
-        annotations: [("/x".to_string(), "any".to_string())].into(),
-        ..Default::default()
-    });
+    annotations.secret = Some(
+        crate::api::SecretSpec {
+            annotations: [("/x".to_string(), "any".to_string())].into(),
+            ..Default::default()
+        }
+        .into(),
+    );
     for s in [labels, values, annotations] {
         let p = run(&s, &Default::default(), SecretSeen::Absent);
         assert!(

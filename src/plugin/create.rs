@@ -15,7 +15,7 @@ pub(super) async fn create(session: &Session, args: CreateArgs) -> Result<()> {
     let scope = match (args.organization, args.system) {
         (organization, Some(name)) => Scope {
             organization: None,
-            system: Some(SystemScope { name, organization }),
+            system: Some(SystemScope { name, organization }.into()),
         },
         (Some(name), None) => Scope {
             organization: Some(OrganizationScope { name }),

@@ -299,10 +299,13 @@ mod tests {
         let mut ks = keyset();
         let created = plan(vec![Change::KeysCreated], vec![]);
         ks.status = Some(next_status(&ks, &applied(&created, held(1, 1), at(1))));
-        ks.spec.secret = Some(crate::api::SecretSpec {
-            name: Some("moved".into()),
-            ..Default::default()
-        });
+        ks.spec.secret = Some(
+            crate::api::SecretSpec {
+                name: Some("moved".into()),
+                ..Default::default()
+            }
+            .into(),
+        );
         let refused = plan(vec![], vec![Problem::InvalidSpec("moved".into())]);
         let st = next_status(&ks, &applied(&refused, [None, None], at(2)));
         assert_eq!(st.secret_name.as_deref(), Some("ks-keys"));
