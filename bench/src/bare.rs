@@ -36,6 +36,8 @@ pub struct Bare {
     pub create: Duration,
     pub rotate: Duration,
     pub requests: Requests,
+    /// CPU seconds of the control plane in each phase.
+    pub control_plane_cpu: [f64; 2],
 }
 
 /// What the bare client remembers of a key set between the phases.
@@ -54,7 +56,14 @@ struct Writer {
     kept: Mutex<HashMap<String, Kept>>,
 }
 
-pub async fn run(client: &Client, ns: &str, n: usize, concurrency: usize) -> Result<Bare> {
+/// `control_plane`: the local control plane's processes, whose CPU each phase costs.
+pub async fn run(
+    client: &Client,
+    ns: &str,
+    n: usize,
+    concurrency: usize,
+    control_plane: &[u32],
+) -> Result<Bare> {
     let writer = Arc::new(Writer {
         client: client.clone(),
         secrets: Api::namespaced(client.clone(), ns),
@@ -68,8 +77,11 @@ pub async fn run(client: &Client, ns: &str, n: usize, concurrency: usize) -> Res
     });
     let names = names(n);
 
+    let cpu_start = crate::cpu::total(control_plane);
     let create = timed_phase(&writer, &names, concurrency, Phase::Create).await?;
+    let cpu_create = crate::cpu::total(control_plane);
     let rotate = timed_phase(&writer, &names, concurrency, Phase::Rotate).await?;
+    let cpu_rotate = crate::cpu::total(control_plane);
 
     // Per key set and phase: one Secret write, one status apply, one Event.
     let mut requests = Requests::default();
@@ -80,6 +92,7 @@ pub async fn run(client: &Client, ns: &str, n: usize, concurrency: usize) -> Res
         create,
         rotate,
         requests,
+        control_plane_cpu: [cpu_create - cpu_start, cpu_rotate - cpu_create],
     })
 }
 

@@ -10,6 +10,7 @@
 
 mod apiserver;
 mod bare;
+mod cpu;
 mod operator;
 mod report;
 mod workload;
@@ -111,7 +112,15 @@ async fn run(args: Args) -> Result<()> {
         .namespace("bench-warm-up")
         .await
         .map_err(|e| e.to_string())?;
-    bare::run(&client, &ns_warm, 20.min(args.sets), args.concurrency).await?;
+    let control_plane = cp.pids();
+    bare::run(
+        &client,
+        &ns_warm,
+        20.min(args.sets),
+        args.concurrency,
+        &control_plane,
+    )
+    .await?;
     let finalizer_policy =
         workload::finalizer_at_admission(&client, &ns_warm, Duration::from_secs(30)).await?;
     if !finalizer_policy {
@@ -133,7 +142,14 @@ async fn run(args: Args) -> Result<()> {
         .await
         .map_err(|e| e.to_string())?;
     eprintln!("[bench] bare client: {} key sets in {ns_bare}", args.sets);
-    let bare = bare::run(&client, &ns_bare, args.sets, args.concurrency).await?;
+    let bare = bare::run(
+        &client,
+        &ns_bare,
+        args.sets,
+        args.concurrency,
+        &control_plane,
+    )
+    .await?;
 
     let ns_op = cp
         .namespace("bench-operator")
@@ -151,6 +167,7 @@ async fn run(args: Args) -> Result<()> {
 
     let before = Requests::scrape(&client).await?;
     let cpu_start = op.cpu_seconds()?;
+    let cp_start = cpu::total(&control_plane);
     let mut own = Requests::default();
     let create = workload::run_and_wait(
         &client,
@@ -165,6 +182,7 @@ async fn run(args: Args) -> Result<()> {
     let after_create = Requests::scrape(&client).await?;
     let reconciles_create = op.reconciles().await?;
     let cpu_create = op.cpu_seconds()?;
+    let cp_create = cpu::total(&control_plane);
 
     let mut own_rotate = Requests::default();
     let rotate = workload::run_and_wait(
@@ -180,6 +198,7 @@ async fn run(args: Args) -> Result<()> {
     let after_rotate = Requests::scrape(&client).await?;
     let reconciles_rotate = op.reconciles().await? - reconciles_create;
     let cpu_rotate = op.cpu_seconds()?;
+    let cp_rotate = cpu::total(&control_plane);
 
     // Settle (the operator's own status writes come back as watch events), then count.
     tokio::time::sleep(Duration::from_secs(5)).await;
@@ -211,6 +230,8 @@ async fn run(args: Args) -> Result<()> {
             others: create_others,
             reconciles: reconciles_create,
             operator_cpu_seconds: cpu_create - cpu_start,
+            control_plane_cpu_seconds: cp_create - cp_start,
+            bare_control_plane_cpu_seconds: bare.control_plane_cpu[0],
         },
         rotate: Phase {
             operator_seconds: rotate.as_secs_f64(),
@@ -219,6 +240,8 @@ async fn run(args: Args) -> Result<()> {
             others: rotate_others,
             reconciles: reconciles_rotate,
             operator_cpu_seconds: cpu_rotate - cpu_create,
+            control_plane_cpu_seconds: cp_rotate - cp_create,
+            bare_control_plane_cpu_seconds: bare.control_plane_cpu[1],
         },
         rest_seconds: args.rest_seconds,
         resync_seconds: args.resync_seconds,

@@ -88,19 +88,7 @@ impl Operator {
     /// CPU time the process has used so far (user and system), in seconds.
     pub fn cpu_seconds(&self) -> Result<f64> {
         let pid = self.child.id().ok_or("the operator has exited")?;
-        let stat =
-            std::fs::read_to_string(format!("/proc/{pid}/stat")).map_err(|e| e.to_string())?;
-        // After the command name in parentheses: state is field 3, utime 14, stime 15.
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .map(|(_, rest)| rest.split_whitespace().collect())
-            .unwrap_or_default();
-        let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
-        match (ticks(11), ticks(12)) {
-            // /proc reports clock ticks of USER_HZ, 100 per second on Linux.
-            (Some(user), Some(system)) => Ok((user + system) / 100.0),
-            _ => Err("no CPU times in /proc/<pid>/stat".into()),
-        }
+        crate::cpu::seconds(pid).ok_or_else(|| "no CPU times in /proc/<pid>/stat".into())
     }
 
     pub async fn stop(mut self) {

@@ -38,14 +38,13 @@ use crate::{
 };
 
 /// A Secret version the reconciler has verified, and the plan's view of it, which is clean:
-/// every value proven at its revision. Kept as that, not as the view itself: no strings but the
-/// two fingerprints.
+/// every value proven at its revision. Kept as that, not as the view itself: tokens, not strings.
 #[derive(Clone, Debug)]
 struct Verified {
     version: Version,
     generation: Option<i64>,
     /// Per slot, the revision the value is proven at and its fingerprint.
-    slots: [(i64, Box<str>); 2],
+    slots: [(i64, Token); 2],
     layout_in_sync: bool,
 }
 
@@ -72,7 +71,7 @@ impl Verified {
         }
         let clean = |s: &SlotSeen| match (s.revision, s.proven, &s.fingerprint) {
             (Some(revision), Some(proven), Some(fp)) if revision == proven => {
-                Some((revision, fp.as_str().into()))
+                Some((revision, Token::new(fp)))
             }
             _ => None,
         };
@@ -89,7 +88,7 @@ impl Verified {
 
     /// The view, as the plan takes it.
     fn seen(&self) -> SecretSeen {
-        let slot = |(revision, fp): &(i64, Box<str>)| SlotSeen {
+        let slot = |(revision, fp): &(i64, Token)| SlotSeen {
             revision: Some(*revision),
             fingerprint: Some(fp.to_string()),
             proven: Some(*revision),
@@ -108,16 +107,22 @@ struct Memo {
     verified: Option<Box<Verified>>,
     /// A create was refused or a write's outcome is unknown: read before planning again.
     must_read: bool,
-    /// The key set's resourceVersion the last status write was made on, and the one it produced.
-    status_written_on: Option<Token>,
-    status_written_as: Option<Token>,
-    /// A reconcile found the cache behind and left the work to the watch event of our own status
-    /// write: that event must not be skipped.
-    awaited: bool,
+    /// The last status write, until its watch event is in the cache.
+    status_written: Option<Box<StatusWrite>>,
     /// The state the metrics count it in (`Ready`, `NotReady`, `Revoked`).
     state: Option<&'static str>,
     /// `status.history` of the version the watch last delivered.
     history: Option<History>,
+}
+
+/// A status write whose watch event the cache has not delivered yet.
+struct StatusWrite {
+    /// The key set's resourceVersion it was made on, and the one it produced.
+    on: Option<Token>,
+    produced: Option<Token>,
+    /// A reconcile found the cache behind and left the work to the watch event of this write:
+    /// that event must not be skipped.
+    awaited: bool,
 }
 
 /// A key set's history as JSON (empty for none), and the resourceVersion it belongs to.
@@ -292,29 +297,45 @@ impl Cache {
     pub(super) fn status_written(&self, ks: &DataMinerKeySet, result: Option<String>) {
         let mut memo = self.memo.lock().expect("cache lock");
         let entry = memo.entry(key(ks).into()).or_default();
-        entry.status_written_on = ks.metadata.resource_version.as_deref().map(Token::new);
-        entry.status_written_as = result.as_deref().map(Token::new);
-        entry.awaited = false;
+        entry.status_written = Some(Box::new(StatusWrite {
+            on: ks.metadata.resource_version.as_deref().map(Token::new),
+            produced: result.as_deref().map(Token::new),
+            awaited: false,
+        }));
     }
 
     /// True when `ks` is the version the last status write was made on: the cache is behind, and
     /// the watch event of that write is now awaited.
     pub(super) fn is_stale(&self, ks: &DataMinerKeySet) -> bool {
         let mut memo = self.memo.lock().expect("cache lock");
-        let Some(entry) = memo.get_mut(key(ks).as_str()) else {
+        let Some(write) = memo
+            .get_mut(key(ks).as_str())
+            .and_then(|m| m.status_written.as_mut())
+        else {
             return false;
         };
-        let stale = is_at(&entry.status_written_on, ks);
-        entry.awaited |= stale;
+        let stale = is_at(&write.on, ks);
+        write.awaited |= stale;
         stale
     }
 
-    /// The watch event of our own last status write, nobody waiting for it: the key set is what
-    /// the reconcile that wrote it planned, so reconciling it again would only find nothing to do.
+    /// Called with each key set watch event once the cache holds it. True for the event of our
+    /// own last status write when nobody waits for it: the key set is what the reconcile that
+    /// wrote it planned, so reconciling it again would only find nothing to do. Either way the
+    /// write is then forgotten: no copy the cache hands out from now on can predate it.
     pub(super) fn is_own_status_write(&self, ks: &DataMinerKeySet) -> bool {
-        let memo = self.memo.lock().expect("cache lock");
-        memo.get(key(ks).as_str())
-            .is_some_and(|m| !m.awaited && is_at(&m.status_written_as, ks))
+        let mut memo = self.memo.lock().expect("cache lock");
+        let Some(entry) = memo.get_mut(key(ks).as_str()) else {
+            return false;
+        };
+        match &entry.status_written {
+            Some(write) if is_at(&write.produced, ks) => {
+                let awaited = write.awaited;
+                entry.status_written = None;
+                !awaited
+            }
+            _ => false,
+        }
     }
 
     /// The watch event of a Secret version this process wrote or read and verified for the key
@@ -419,19 +440,24 @@ mod tests {
         let cache = Cache::default();
         assert!(!cache.is_own_status_write(&keyset_at("11")));
         cache.status_written(&keyset_at("10"), Some("11".into()));
-        assert!(cache.is_own_status_write(&keyset_at("11")));
         assert!(
             !cache.is_own_status_write(&keyset_at("12")),
             "a change by someone else"
         );
+        assert!(cache.is_stale(&keyset_at("10")), "still behind");
         // A reconcile (a Secret edited by hand, say) found the cache still at 10 and left its work
         // to the echo: the echo must now reach the reconciler.
-        assert!(cache.is_stale(&keyset_at("10")));
         assert!(!cache.is_own_status_write(&keyset_at("11")));
         assert!(!cache.is_stale(&keyset_at("11")));
-        // The next write starts over.
+
+        // Nobody waiting: the echo is skipped, and the write forgotten.
+        cache.status_written(&keyset_at("11"), Some("12".into()));
+        assert!(cache.is_stale(&keyset_at("11")));
         cache.status_written(&keyset_at("11"), Some("12".into()));
         assert!(cache.is_own_status_write(&keyset_at("12")));
+        assert!(!cache.is_own_status_write(&keyset_at("12")), "forgotten");
+        assert!(!cache.is_stale(&keyset_at("11")));
+        assert!(cache.memo.lock().unwrap()["team/ks"].status_written.is_none());
     }
 
     fn secret(uid: &str, rv: &str, owner: &str, controller: bool) -> Secret {

@@ -1,29 +1,27 @@
-//! Compact uids and resourceVersions for the per-key-set and per-Secret records.
+//! Compact strings for the per-key-set and per-Secret records: uids, resourceVersions and
+//! fingerprints.
 //!
-//! The caches keep one or two of these per object and only ever compare them for equality, so
-//! they are stored without a heap allocation in the shapes the API server hands out (a decimal
-//! resourceVersion, a lowercase UUID), and as text otherwise: both are opaque to clients, and
-//! the text form keeps any other shape exact. Each string has exactly one form, so equality of
-//! tokens is equality of the strings.
+//! The caches keep a few of these per object and only ever compare them for equality, so they
+//! are stored without a heap allocation where they can be: a lowercase UUID as its 16 bytes, up
+//! to 22 bytes inline (every resourceVersion etcd hands out, every fingerprint), and only
+//! anything longer as text on the heap. Each string has exactly one form, so equality of tokens
+//! is equality of the strings, whatever shape a server uses.
 
 use std::fmt;
 
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Token(Repr);
 
+const INLINE: usize = 22;
+
 #[derive(Clone, PartialEq, Eq, Hash)]
 enum Repr {
-    /// A decimal number without leading zeros, as etcd-backed resourceVersions are.
-    Number(u64),
     /// A lowercase UUID (`8-4-4-4-12` hex digits), as uids are.
     Uuid([u8; 16]),
+    /// Up to [`INLINE`] bytes (never a UUID: that takes 36).
+    Short { len: u8, bytes: [u8; INLINE] },
+    /// Anything longer that is not a UUID.
     Text(Box<str>),
-}
-
-fn number(s: &str) -> Option<u64> {
-    let canonical =
-        !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0'));
-    canonical.then(|| s.parse().ok()).flatten()
 }
 
 const DASHES: [usize; 4] = [8, 13, 18, 23];
@@ -51,10 +49,15 @@ fn uuid(s: &str) -> Option<[u8; 16]> {
 
 impl Token {
     pub fn new(s: &str) -> Self {
-        Token(if let Some(n) = number(s) {
-            Repr::Number(n)
-        } else if let Some(u) = uuid(s) {
+        Token(if let Some(u) = uuid(s) {
             Repr::Uuid(u)
+        } else if s.len() <= INLINE {
+            let mut bytes = [0; INLINE];
+            bytes[..s.len()].copy_from_slice(s.as_bytes());
+            Repr::Short {
+                len: s.len() as u8,
+                bytes,
+            }
         } else {
             Repr::Text(s.into())
         })
@@ -63,9 +66,9 @@ impl Token {
     /// Whether this is the token of `s`, without building one.
     pub fn is(&self, s: &str) -> bool {
         match &self.0 {
-            Repr::Number(n) => number(s) == Some(*n),
             Repr::Uuid(u) => uuid(s).as_ref() == Some(u),
-            // Never a number or a UUID: `new` would not have kept it as text.
+            Repr::Short { len, bytes } => &bytes[..*len as usize] == s.as_bytes(),
+            // Equal text is never a UUID: `new` would have kept it as one.
             Repr::Text(t) => **t == *s,
         }
     }
@@ -74,7 +77,6 @@ impl Token {
 impl fmt::Display for Token {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.0 {
-            Repr::Number(n) => write!(f, "{n}"),
             Repr::Uuid(u) => {
                 for (i, byte) in u.iter().enumerate() {
                     if matches!(i, 4 | 6 | 8 | 10) {
@@ -84,6 +86,9 @@ impl fmt::Display for Token {
                 }
                 Ok(())
             }
+            Repr::Short { len, bytes } => f.write_str(
+                std::str::from_utf8(&bytes[..*len as usize]).expect("copied from a str"),
+            ),
             Repr::Text(t) => f.write_str(t),
         }
     }
@@ -104,19 +109,20 @@ mod tests {
         let samples = [
             "0",
             "7",
-            "1234567",
-            "18446744073709551615",
-            "18446744073709551616", // beyond u64
             "007",
             "",
-            "-1",
-            "12a",
+            "1234567",
+            "18446744073709551616",
+            "sha256:0123abcd",
+            "uid-a",
             "0b7e8a8e-6f7d-4a53-9d0e-6a1c3f2b9e11",
-            "0B7E8A8E-6F7D-4A53-9D0E-6A1C3F2B9E11", // uppercase: kept as text
+            "0B7E8A8E-6F7D-4A53-9D0E-6A1C3F2B9E11", // uppercase: not kept as a UUID
             "0b7e8a8e-6f7d-4a53-9d0e-6a1c3f2b9e1",
             "0b7e8a8e-6f7d-4a53-9d0e_6a1c3f2b9e11",
             "0b7e8a8e-6f7d-4a53-9d0e-6a1c3f2b9eé",
-            "uid-a",
+            "ééééééééééé",  // 22 bytes in UTF-8
+            "éééééééééééx", // 23
+            "a string well beyond twenty-two bytes",
         ];
         for a in samples {
             let t = Token::new(a);
@@ -126,9 +132,14 @@ mod tests {
                 assert_eq!(t == Token::new(b), a == b, "{a:?} vs {b:?}");
             }
         }
-        assert!(matches!(Token::new("1234567").0, Repr::Number(_)));
+        let form = |s: &str| Token::new(s).0;
+        assert!(matches!(form("1234567"), Repr::Short { .. }));
+        assert!(matches!(form("sha256:0123abcd"), Repr::Short { .. }));
+        assert_eq!("ééééééééééé".len(), INLINE);
+        assert!(matches!(form("ééééééééééé"), Repr::Short { .. }));
+        assert!(matches!(form("éééééééééééx"), Repr::Text(_)));
         assert!(matches!(
-            Token::new("0b7e8a8e-6f7d-4a53-9d0e-6a1c3f2b9e11").0,
+            form("0b7e8a8e-6f7d-4a53-9d0e-6a1c3f2b9e11"),
             Repr::Uuid(_)
         ));
         assert_eq!(std::mem::size_of::<Token>(), 24);
