@@ -457,7 +457,11 @@ mod tests {
         assert!(cache.is_own_status_write(&keyset_at("12")));
         assert!(!cache.is_own_status_write(&keyset_at("12")), "forgotten");
         assert!(!cache.is_stale(&keyset_at("11")));
-        assert!(cache.memo.lock().unwrap()["team/ks"].status_written.is_none());
+        assert!(
+            cache.memo.lock().unwrap()["team/ks"]
+                .status_written
+                .is_none()
+        );
     }
 
     fn secret(uid: &str, rv: &str, owner: &str, controller: bool) -> Secret {
