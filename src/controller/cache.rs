@@ -143,7 +143,7 @@ pub struct Cache {
 /// object and keeps it in the record, and forgets a key set the watch reports deleted, or that a
 /// re-list of the watch's namespace (or of all, `None`) no longer holds.
 pub(super) struct Follower {
-    pub namespace: Option<String>,
+    namespace: Option<String>,
     /// A re-list in progress: the key sets it has delivered so far.
     listing: Option<HashSet<Box<str>>>,
 }
@@ -193,6 +193,17 @@ impl Follower {
         }
         Vec::new()
     }
+}
+
+/// What [`Cache::history`] holds for a key set.
+#[derive(Debug, PartialEq)]
+pub(super) enum Kept {
+    /// The history of this very version, taken out of it.
+    History(Vec<HistoryEntry>),
+    /// The watch has delivered another version since: a write planned on this one is outdated.
+    ForAnotherVersion,
+    /// Nothing taken: this key set did not come through the watch, and carries its history.
+    Nothing,
 }
 
 /// What the cache says about a key set's Secret.
@@ -395,23 +406,24 @@ impl Cache {
         memo.entry(key(ks).into()).or_default().history = Some(kept);
     }
 
-    /// The history taken out of `ks` when the watch delivered it; `None` when the watch has
-    /// delivered another version since (or never this one).
-    pub(super) fn history(&self, ks: &DataMinerKeySet) -> Option<Vec<HistoryEntry>> {
+    /// The history taken out of `ks` when the watch delivered it.
+    pub(super) fn history(&self, ks: &DataMinerKeySet) -> Kept {
         let memo = self.memo.lock().expect("cache lock");
-        let kept = memo.get(key(ks).as_str())?.history.as_ref()?;
+        let Some(kept) = memo.get(key(ks).as_str()).and_then(|m| m.history.as_ref()) else {
+            return Kept::Nothing;
+        };
         if !ks
             .metadata
             .resource_version
             .as_deref()
             .is_some_and(|rv| kept.resource_version.is(rv))
         {
-            return None;
+            return Kept::ForAnotherVersion;
         }
-        match kept.json.is_empty() {
-            true => Some(Vec::new()),
-            false => Some(serde_json::from_str(&kept.json).expect("history kept as written")),
-        }
+        Kept::History(match kept.json.is_empty() {
+            true => Vec::new(),
+            false => serde_json::from_str(&kept.json).expect("history kept as written"),
+        })
     }
 
     /// The key set is gone; returns the metrics state it was counted in.
@@ -606,24 +618,27 @@ mod tests {
             unreachable!()
         };
         assert!(cached.status.as_ref().unwrap().history.is_empty());
-        assert_eq!(cache.history(&cached), Some(status.history.clone()));
+        assert_eq!(
+            cache.history(&cached),
+            Kept::History(status.history.clone())
+        );
         assert_eq!(
             cache.history(&keyset_at("9")),
-            None,
+            Kept::ForAnotherVersion,
             "planned on another version"
         );
 
         // A key set without status keeps an empty history; a newer version replaces the old.
         let mut event = watcher::Event::Apply(keyset_at("11"));
         follower.follow(&cache, &mut event);
-        assert_eq!(cache.history(&keyset_at("11")), Some(vec![]));
-        assert_eq!(cache.history(&cached), None);
+        assert_eq!(cache.history(&keyset_at("11")), Kept::History(vec![]));
+        assert_eq!(cache.history(&cached), Kept::ForAnotherVersion);
 
         // Deleted: forgotten, and the state it was counted in is handed back.
         cache.swap_state(&cached, Some("Ready"));
         let mut event = watcher::Event::Delete(keyset_at("12"));
         assert_eq!(follower.follow(&cache, &mut event), vec!["Ready"]);
-        assert_eq!(cache.history(&keyset_at("11")), None);
+        assert_eq!(cache.history(&keyset_at("11")), Kept::Nothing);
     }
 
     #[test]
@@ -656,10 +671,13 @@ mod tests {
             .flat_map(|e| team.follow(&cache, e))
             .collect();
         assert_eq!(forgotten, vec!["Ready"], "b, still counted as Ready");
-        assert!(cache.history(&named("team", "a", "4")).is_some());
-        assert!(cache.history(&named("team", "b", "2")).is_none());
+        assert!(matches!(
+            cache.history(&named("team", "a", "4")),
+            Kept::History(_)
+        ));
+        assert_eq!(cache.history(&named("team", "b", "2")), Kept::Nothing);
         assert!(
-            cache.history(&c).is_some(),
+            matches!(cache.history(&c), Kept::History(_)),
             "another namespace's watch is not concerned"
         );
         // Without a namespace, a re-list covers all.
@@ -670,6 +688,6 @@ mod tests {
             .flat_map(|e| all.follow(&cache, e))
             .collect();
         assert_eq!(forgotten.len(), 2);
-        assert!(cache.history(&c).is_none());
+        assert_eq!(cache.history(&c), Kept::Nothing);
     }
 }

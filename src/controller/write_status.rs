@@ -9,6 +9,7 @@ use serde_json::json;
 
 use super::{
     Context,
+    cache::Kept,
     calls::{call, ensure_leading},
 };
 use crate::{
@@ -27,14 +28,19 @@ pub(super) async fn write_status(
     if ks.status.as_ref() == Some(next) {
         return Ok(());
     }
-    // The cached key set came without its history (cache.rs): the apply restates the history
-    // of the version planned on, after the new entries. Another version since: plan again.
-    let Some(kept) = ctx.cache.history(ks) else {
-        return Err(Error::Changed);
-    };
+    // A key set from the watch came without its history (cache.rs): the apply restates the
+    // history of the version planned on, after the new entries. Another version since: plan
+    // again (the conditional write would be refused anyway).
     let mut next = next.clone();
-    next.history.extend(kept);
-    next.history.truncate(HISTORY_LIMIT);
+    match ctx.cache.history(ks) {
+        Kept::History(kept) => {
+            next.history.extend(kept);
+            next.history.truncate(HISTORY_LIMIT);
+        }
+        Kept::ForAnotherVersion => return Err(Error::Changed),
+        // Its own history is already in `next` (status::next_status).
+        Kept::Nothing => {}
+    }
     ensure_leading(ctx)?;
     // The resourceVersion makes the apply conditional: a key set changed since it was read
     // (a newer request) is planned again instead of being overwritten with an older plan.
