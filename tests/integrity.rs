@@ -525,3 +525,34 @@ async fn a_label_with_unicode_whitespace_around_it_is_refused_at_admission() {
             .unwrap_or_else(|e| panic!("U+{:04X}: {e}", c as u32));
     }
 }
+
+// A key set whose finalizer was removed by hand and that was deleted at once never passes the
+// operator's cleanup; the watch's delete event still takes it out of the operator's memory and
+// off the `dataminer_keys_keysets` gauge (which counted it for ever before).
+#[tokio::test]
+async fn a_key_set_deleted_without_its_finalizer_leaves_the_gauge() {
+    let mut e = env("gone-unfinalized").await;
+    for name in ["a", "b"] {
+        apply(&e.keysets, &org_keyset(name)).await.unwrap();
+        e.ready(name).await;
+        let secret = e.secrets.get(&format!("{name}-keys")).await.unwrap();
+        e.ledger.record(&secret);
+    }
+    let counted = |n: f64| {
+        let operator = &e.operator;
+        async move { (operator.metric_sum("dataminer_keys_keysets").await == Some(n)).then_some(()) }
+    };
+    common::eventually(20, "both key sets counted", || counted(2.0)).await;
+
+    // Frozen, the operator cannot put the finalizer back before the delete goes through.
+    e.operator.signal(19);
+    common::remove_finalizers(&e.keysets, "a").await;
+    e.keysets
+        .delete("a", &DeleteParams::default())
+        .await
+        .unwrap();
+    e.operator.signal(18);
+    common::gone(&e.keysets, "a", "key set a").await;
+    common::eventually(30, "one key set counted", || counted(1.0)).await;
+    e.finish().await;
+}
