@@ -2,9 +2,9 @@
 //!
 //! A reflector store would keep every Secret's whole metadata (labels, annotations, owner
 //! references, each in its own allocations: about 2.5 KiB per Secret); the cache only compares
-//! a version, so this index keeps a name and two compact tokens (token.rs) per Secret. It follows the
-//! watch like a store: a re-list replaces the contents at once, so a Secret deleted while the
-//! watch was down leaves it.
+//! a version, so this index keeps a name and two compact tokens (token.rs) per Secret. It
+//! follows the watch like a store: a re-list replaces the contents at once, so a Secret deleted
+//! while the watch was down leaves it.
 
 use std::{collections::HashMap, sync::RwLock};
 
