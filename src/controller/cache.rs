@@ -107,7 +107,7 @@ struct Memo {
     verified: Option<Box<Verified>>,
     /// A create was refused or a write's outcome is unknown: read before planning again.
     must_read: bool,
-    /// The last status write, until its watch event is in the cache.
+    /// The last status write.
     status_written: Option<Box<StatusWrite>>,
     /// The state the metrics count it in (`Ready`, `NotReady`, `Revoked`).
     state: Option<&'static str>,
@@ -115,7 +115,7 @@ struct Memo {
     history: Option<History>,
 }
 
-/// A status write whose watch event the cache has not delivered yet.
+/// A status write: a cached key set still at the version it was made on predates it.
 struct StatusWrite {
     /// The key set's resourceVersion it was made on, and the one it produced.
     on: Option<Token>,
@@ -330,23 +330,15 @@ impl Cache {
         stale
     }
 
-    /// Called with each key set watch event once the cache holds it. True for the event of our
-    /// own last status write when nobody waits for it: the key set is what the reconcile that
-    /// wrote it planned, so reconciling it again would only find nothing to do. Either way the
-    /// write is then forgotten: no copy the cache hands out from now on can predate it.
+    /// The watch event of our own last status write, nobody waiting for it: the key set is what
+    /// the reconcile that wrote it planned, so reconciling it again would only find nothing to do.
+    /// The write is kept (until the next one): a reconcile dispatched before this event may still
+    /// hold the copy the write was made on, and must find it stale.
     pub(super) fn is_own_status_write(&self, ks: &DataMinerKeySet) -> bool {
-        let mut memo = self.memo.lock().expect("cache lock");
-        let Some(entry) = memo.get_mut(key(ks).as_str()) else {
-            return false;
-        };
-        match &entry.status_written {
-            Some(write) if is_at(&write.produced, ks) => {
-                let awaited = write.awaited;
-                entry.status_written = None;
-                !awaited
-            }
-            _ => false,
-        }
+        let memo = self.memo.lock().expect("cache lock");
+        memo.get(key(ks).as_str())
+            .and_then(|m| m.status_written.as_ref())
+            .is_some_and(|w| !w.awaited && is_at(&w.produced, ks))
     }
 
     /// The watch event of a Secret version this process wrote or read and verified for the key
@@ -462,18 +454,12 @@ mod tests {
         assert!(!cache.is_own_status_write(&keyset_at("11")));
         assert!(!cache.is_stale(&keyset_at("11")));
 
-        // Nobody waiting: the echo is skipped, and the write forgotten.
-        cache.status_written(&keyset_at("11"), Some("12".into()));
-        assert!(cache.is_stale(&keyset_at("11")));
+        // Nobody waiting: the echo is skipped. The write is kept: a reconcile that took the
+        // cached copy before the echo arrived still finds that copy stale.
         cache.status_written(&keyset_at("11"), Some("12".into()));
         assert!(cache.is_own_status_write(&keyset_at("12")));
-        assert!(!cache.is_own_status_write(&keyset_at("12")), "forgotten");
-        assert!(!cache.is_stale(&keyset_at("11")));
-        assert!(
-            cache.memo.lock().unwrap()["team/ks"]
-                .status_written
-                .is_none()
-        );
+        assert!(cache.is_stale(&keyset_at("11")));
+        assert!(!cache.is_stale(&keyset_at("12")));
     }
 
     fn secret(uid: &str, rv: &str, owner: &str, controller: bool) -> Secret {
