@@ -52,12 +52,15 @@ run: control-plane
 	if [ -n "$${KUBECONFIG:-}" ] && "$$bin/kubectl" --request-timeout=5s get --raw=/readyz >/dev/null 2>&1; then \
 	  echo "[run] using the cluster in KUBECONFIG=$$KUBECONFIG; installing the CRD"; \
 	  "$$bin/kubectl" apply --server-side --field-manager=dataminer-keys-install -f crds/; \
+	  caps=""; \
 	  if "$$bin/kubectl" get --raw /apis/admissionregistration.k8s.io/v1 | grep -q '"mutatingadmissionpolicies"'; then \
-	    echo "[run] installing the chart's finalizer policy"; \
-	    "$$bin/helm" template dmk-dev charts/dataminer-keys-operator --show-only templates/finalizer-policy.yaml \
-	      --api-versions admissionregistration.k8s.io/v1/MutatingAdmissionPolicy \
-	      | "$$bin/kubectl" apply --server-side --field-manager=dataminer-keys-install -f -; \
+	    caps="--api-versions admissionregistration.k8s.io/v1/MutatingAdmissionPolicy"; \
 	  fi; \
+	  echo "[run] installing the chart's finalizer and requester policies (those this cluster serves)"; \
+	  "$$bin/helm" template dmk-dev charts/dataminer-keys-operator --kube-version 1.36.3 $$caps \
+	      --show-only templates/requester-policy.yaml \
+	      $$( [ -n "$$caps" ] && echo --show-only templates/finalizer-policy.yaml ) \
+	    | "$$bin/kubectl" apply --server-side --field-manager=dataminer-keys-install -f -; \
 	  exec $(TARGET_DIR)/debug/dataminer-keys-operator $(RUN_ARGS); \
 	else \
 	  if [ -n "$${KUBECONFIG:-}" ]; then echo "[run] KUBECONFIG=$$KUBECONFIG does not answer; starting a local control plane"; fi; \

@@ -107,6 +107,8 @@ async fn the_chart_lints_renders_and_every_object_is_accepted_by_the_api_server(
             "extraArgs={--concurrency=8}",
             "--set",
             "admissionPolicy.addFinalizerOnCreate=false",
+            "--set",
+            "admissionPolicy.recordRequester=false",
         ],
     ];
     for values in &value_sets {
@@ -145,6 +147,18 @@ async fn the_chart_lints_renders_and_every_object_is_accepted_by_the_api_server(
             values.is_empty(),
             "the finalizer policy, on by default: {text}"
         );
+        for requester_policy in [
+            "mutatingadmissionpolicy.admissionregistration.k8s.io/dmk-dataminer-keys-operator-record-requester ",
+            "mutatingadmissionpolicybinding.admissionregistration.k8s.io/dmk-dataminer-keys-operator-record-requester ",
+            "validatingadmissionpolicy.admissionregistration.k8s.io/dmk-dataminer-keys-operator-protect-requester ",
+            "validatingadmissionpolicybinding.admissionregistration.k8s.io/dmk-dataminer-keys-operator-protect-requester ",
+        ] {
+            assert_eq!(
+                text.contains(requester_policy),
+                values.is_empty(),
+                "the requester policies, on by default: {text}"
+            );
+        }
     }
     // Where the API server does not serve MutatingAdmissionPolicy v1 (Kubernetes < 1.36), the
     // chart leaves the finalizer policy out and the operator adds the finalizer itself.
@@ -157,6 +171,12 @@ async fn the_chart_lints_renders_and_every_object_is_accepted_by_the_api_server(
     let older = String::from_utf8_lossy(&older.stdout);
     assert!(older.contains("kind: Deployment"), "{older}");
     assert!(!older.contains("MutatingAdmissionPolicy"), "{older}");
+    // Nobody records the requester there (the fields read "unknown"), but nobody can forge a
+    // name either: the validating policy needs only Kubernetes 1.30.
+    assert!(
+        older.contains("name: dmk-dataminer-keys-operator-protect-requester"),
+        "{older}"
+    );
     // The ServiceMonitor needs the Prometheus Operator's CRD, which this cluster lacks: lint only.
     run(
         cp,

@@ -57,9 +57,26 @@ async fn a_mismatched_request_changes_nothing_and_says_why() {
     let (keysets, secrets) = (e.keysets.clone(), e.secrets.clone());
 
     apply(&keysets, &org_keyset("ks")).await.unwrap();
-    keyset_where(&keysets, "ks", "Ready", is_ready).await;
+    let created = keyset_where(&keysets, "ks", "Ready", is_ready).await;
     let before = secrets.get("ks-keys").await.unwrap();
     e.ledger.record(&before);
+    // No admission policies on this cluster (as before Kubernetes 1.36, or with the chart's
+    // recordRequester off): who asked reads "unknown", in status and in the Event.
+    let status = created.status.clone().unwrap();
+    assert_eq!(status.created_by.as_deref(), Some("unknown"));
+    assert_eq!(status.history[0].by.as_deref(), Some("unknown"));
+    let created_note = common::eventually(10, "the KeysCreated Event", || async {
+        common::events(&client, &ns, "ks")
+            .await
+            .into_iter()
+            .find(|ev| ev.0 == "KeysCreated")
+            .map(|ev| ev.1)
+    })
+    .await;
+    assert!(
+        created_note.ends_with("; requested by unknown"),
+        "{created_note}"
+    );
 
     // A regenerate with the wrong label, and a valid-looking revoke with the wrong label.
     let mut manifest = org_keyset("ks");

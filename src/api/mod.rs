@@ -1,11 +1,13 @@
 //! The `keys.dataminer.services/v1alpha1` API: types only, no logic beyond small accessors.
 
 mod derived;
+mod requester;
 mod spec;
 mod status;
 mod text;
 
 pub use derived::*;
+pub use requester::*;
 pub use spec::*;
 pub use status::*;
 pub use text::*;

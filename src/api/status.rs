@@ -31,7 +31,8 @@ pub struct DataMinerKeySetStatus {
     /// When the keys were first generated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_at: Option<Time>,
-    /// Who created the key set, when known.
+    /// Who created the key set: the user the chart's admission policy recorded, `unknown`
+    /// without it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_by: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -41,7 +42,7 @@ pub struct DataMinerKeySetStatus {
     /// When the key set was revoked; it never gets keys again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoked_at: Option<Time>,
-    /// Who revoked it, when known.
+    /// Who revoked it: the user the chart's admission policy recorded, `unknown` without it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoked_by: Option<String>,
     /// `Ready` and `Revoked`, following Kubernetes API conventions.
@@ -74,8 +75,16 @@ pub struct HistoryEntry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision: Option<i64>,
     pub at: Time,
+    /// The user whose request this was, as the API server authenticated it and the chart's
+    /// admission policy recorded it; `unknown` without that policy; absent when nobody asked
+    /// (a Secret recreated after it was deleted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub by: Option<String>,
+    /// Unverified: the `keys.dataminer.services/on-behalf-of` annotation the key set carried
+    /// (for example the Git commit author a pipeline sets). Anyone who may edit the key set can
+    /// write it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_behalf_of: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<String>,
 }

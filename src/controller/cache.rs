@@ -591,6 +591,7 @@ mod tests {
                 revision: None,
                 at: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(crate::fixtures::at(0)),
                 by: None,
+                on_behalf_of: None,
                 fingerprint: Some("sha256:0123abcd".into()),
             }],
             ..Default::default()

@@ -35,12 +35,28 @@ pub fn event(reporter: &Reporter, notice: Notice, regarding: ObjectReference) ->
         type_: Some(if notice.warning { "Warning" } else { "Normal" }.into()),
         reason: Some(notice.reason.into()),
         action: Some(notice.action.into()),
-        note: Some(notice.note),
+        note: Some(fit_note(notice.note)),
         regarding: Some(regarding),
         reporting_controller: Some(reporter.controller.clone()),
         reporting_instance: Some(reporter.instance.clone()),
         ..Default::default()
     }
+}
+
+/// events.k8s.io refuses a note over 1 KiB: a long Secret name, user name and on-behalf-of
+/// together could pass it, and a refused Event fails the reconcile. Cut on a character
+/// boundary, marked with `…`.
+fn fit_note(mut note: String) -> String {
+    const MAX: usize = 1024;
+    if note.len() > MAX {
+        let mut end = MAX - '…'.len_utf8();
+        while !note.is_char_boundary(end) {
+            end -= 1;
+        }
+        note.truncate(end);
+        note.push('…');
+    }
+    note
 }
 
 pub async fn publish(client: &Client, event: &Event) -> kube::Result<()> {
@@ -49,4 +65,18 @@ pub async fn publish(client: &Client, event: &Event) -> kube::Result<()> {
         .create(&PostParams::default(), event)
         .await
         .map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fit_note;
+
+    #[test]
+    fn a_note_fits_what_the_api_server_accepts() {
+        assert_eq!(fit_note("short".into()), "short");
+        let exact = "a".repeat(1024);
+        assert_eq!(fit_note(exact.clone()), exact);
+        let cut = fit_note("é".repeat(600));
+        assert!(cut.len() <= 1024 && cut.ends_with('…'), "{}", cut.len());
+    }
 }

@@ -41,13 +41,17 @@ pub(super) async fn report(ks: &DataMinerKeySet, ctx: &Context, applied: &Applie
 }
 
 /// One structured line per change, the audit record in the logs: self-contained (it names the
-/// key set, not only its span), fingerprints only.
+/// key set, not only its span), fingerprints only, and who asked (`requested_by`, absent for a
+/// Secret recreated after a deletion; `on_behalf_of`, unverified).
 fn log_change(ks: &DataMinerKeySet, change: &Change, applied: &Applied) {
     let namespace = ks.namespace().unwrap_or_default();
     let name = ks.name_any();
     let revision = |slot: Slot| applied.held(slot).map(|h| h.revision);
     let fingerprint = |slot: Slot| applied.held(slot).map(|h| h.fingerprint.as_str());
     let action = change.name();
+    let asked = status::requester(ks, change);
+    let requested_by = asked.as_ref().map(|r| r.by.as_str());
+    let on_behalf_of = asked.as_ref().and_then(|r| r.on_behalf_of.as_deref());
     match change {
         Change::Regenerated {
             slot,
@@ -61,6 +65,8 @@ fn log_change(ks: &DataMinerKeySet, change: &Change, applied: &Applied) {
             revision,
             fingerprint = found.as_deref().or(fingerprint(*slot)),
             recovered = found.is_some(),
+            requested_by,
+            on_behalf_of,
             "key set action"
         ),
         Change::KeysCreated | Change::SecretRecreated => tracing::info!(
@@ -72,8 +78,17 @@ fn log_change(ks: &DataMinerKeySet, change: &Change, applied: &Applied) {
             primary_fingerprint = fingerprint(Slot::Primary),
             secondary_revision = revision(Slot::Secondary),
             secondary_fingerprint = fingerprint(Slot::Secondary),
+            requested_by,
+            on_behalf_of,
             "key set action"
         ),
-        Change::Revoked => tracing::info!(namespace, name, action, "key set action"),
+        Change::Revoked => tracing::info!(
+            namespace,
+            name,
+            action,
+            requested_by,
+            on_behalf_of,
+            "key set action"
+        ),
     }
 }

@@ -55,7 +55,7 @@ pub fn table(
         "AGE",
     ]);
     if wide {
-        header.extend(["SECRET", "PRIMARY-FP", "SECONDARY-FP"]);
+        header.extend(["SECRET", "PRIMARY-FP", "SECONDARY-FP", "CREATED-BY"]);
     }
     let mut rows: Vec<Vec<String>> = vec![header.iter().map(|h| h.to_string()).collect()];
     for ks in items {
@@ -92,6 +92,7 @@ pub fn table(
                     .secondary
                     .map(|k| k.fingerprint)
                     .unwrap_or_else(|| "-".into()),
+                status.created_by.unwrap_or_else(|| "<unknown>".into()),
             ]);
         }
         rows.push(row);
@@ -214,6 +215,9 @@ pub fn describe(ks: &DataMinerKeySet, events: &[Event], now: Timestamp) -> Strin
         if let Some(b) = &h.by {
             parts.push(format!("by {b}"));
         }
+        if let Some(o) = &h.on_behalf_of {
+            parts.push(format!("on behalf of {o} (unverified)"));
+        }
         out += &format!("  {}\n", parts.join("  "));
     }
     out += "Events:\n";
@@ -277,6 +281,41 @@ mod tests {
         let wide = table(&[ks("catalog-ci")], true, true, now());
         assert!(wide.starts_with("NAMESPACE"));
         assert!(wide.contains("sha256:aaaaaaaa"));
+        assert!(
+            wide.lines().next().unwrap().ends_with("CREATED-BY"),
+            "{wide}"
+        );
+        assert!(
+            wide.lines().nth(1).unwrap().ends_with("<unknown>"),
+            "{wide}"
+        );
+    }
+
+    #[test]
+    fn describe_names_who_asked_and_marks_on_behalf_of_unverified() {
+        let mut k = ks("catalog-ci");
+        let status = k.status.as_mut().unwrap();
+        status.created_by = Some("user-a@example.com".into());
+        status.history = vec![crate::api::HistoryEntry {
+            action: "RegenerateSecondary".into(),
+            slot: Some("secondary".into()),
+            revision: Some(2),
+            at: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now()),
+            by: Some("system:serviceaccount:argocd:argocd-application-controller".into()),
+            on_behalf_of: Some("Alice <alice@example.com>".into()),
+            fingerprint: Some("sha256:cccccccc".into()),
+        }];
+        let d = describe(&k, &[], now());
+        assert!(d.contains("Created by:   user-a@example.com"), "{d}");
+        assert!(
+            d.contains("by system:serviceaccount:argocd:argocd-application-controller  on behalf of Alice <alice@example.com> (unverified)"),
+            "{d}"
+        );
+        let wide = table(&[k], false, true, now());
+        assert!(
+            wide.lines().nth(1).unwrap().ends_with("user-a@example.com"),
+            "{wide}"
+        );
     }
 
     #[test]

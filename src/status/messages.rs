@@ -1,6 +1,6 @@
 //! The words: what each problem and each change says, in Events, conditions and logs.
 
-use super::Applied;
+use super::{Applied, requester::requester};
 use crate::{
     api::DataMinerKeySet,
     plan::{Change, Held, Problem, Slot},
@@ -65,8 +65,16 @@ pub(super) fn regenerated<'a>(applied: &'a Applied, change: &'a Change) -> Optio
     }
 }
 
-/// The Event note for `change`: slot, revision and fingerprint, never a key.
+/// The Event note for `change`: slot, revision and fingerprint, never a key; then who asked.
 pub(super) fn change_note(ks: &DataMinerKeySet, change: &Change, applied: &Applied) -> String {
+    let mut note = what_changed(ks, change, applied);
+    if let Some(r) = requester(ks, change) {
+        note.push_str(&r.phrase());
+    }
+    note
+}
+
+fn what_changed(ks: &DataMinerKeySet, change: &Change, applied: &Applied) -> String {
     let secret = ks.secret_name();
     let p = describe(applied.held(Slot::Primary));
     let s = describe(applied.held(Slot::Secondary));

@@ -10,6 +10,7 @@
 
 mod messages;
 mod notices;
+mod requester;
 
 use k8s_openapi::{
     apimachinery::pkg::apis::meta::v1::{Condition, Time},
@@ -17,6 +18,7 @@ use k8s_openapi::{
 };
 
 pub use notices::{Notice, notices};
+pub use requester::{Requester, requester};
 
 use crate::{
     api::{DataMinerKeySet, DataMinerKeySetStatus, HistoryEntry, KeyStatus, READY, REVOKED},
@@ -149,12 +151,14 @@ pub fn next_status(ks: &DataMinerKeySet, applied: &Applied) -> DataMinerKeySetSt
                 _ => None,
             };
             let key = regenerated(applied, action);
+            let asked = requester(ks, action);
             HistoryEntry {
                 action: action.name().into(),
                 slot: slot.map(|s| s.name().into()),
                 revision: key.as_ref().map(|h| h.revision),
                 at: Time(now),
-                by: None,
+                by: asked.as_ref().map(|r| r.by.clone()),
+                on_behalf_of: asked.and_then(|r| r.on_behalf_of),
                 fingerprint: key.map(|h| h.fingerprint),
             }
         })
@@ -214,14 +218,25 @@ pub fn next_status(ks: &DataMinerKeySet, applied: &Applied) -> DataMinerKeySetSt
             .created_at
             .clone()
             .or_else(|| created.then_some(Time(now))),
-        created_by: old.created_by.clone(),
+        // Both recorded once, with the action (a later edit of the annotation changes nothing).
+        created_by: old.created_by.clone().or_else(|| {
+            created
+                .then(|| requester(ks, &Change::KeysCreated))
+                .flatten()
+                .map(|r| r.by)
+        }),
         primary: key_status(Slot::Primary, old.primary.as_ref()),
         secondary: key_status(Slot::Secondary, old.secondary.as_ref()),
         revoked_at: old
             .revoked_at
             .clone()
             .or_else(|| revoked_now.then_some(Time(now))),
-        revoked_by: old.revoked_by.clone(),
+        revoked_by: old.revoked_by.clone().or_else(|| {
+            revoked_now
+                .then(|| requester(ks, &Change::Revoked))
+                .flatten()
+                .map(|r| r.by)
+        }),
         conditions,
         history,
     }
