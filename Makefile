@@ -69,9 +69,11 @@ run: control-plane
 	    $(TARGET_DIR)/debug/dataminer-keys-operator $(RUN_ARGS); \
 	fi
 
-## Build (or find cached) kube-apiserver, kube-controller-manager, kubectl, etcd and helm.
+## Build (or find cached) kube-apiserver, kube-controller-manager, kubectl, etcd and helm, and
+## Prometheus' rule checker (the chart's PrometheusRule is checked with it).
 control-plane:
 	@bash tests/control-plane/build.sh >/dev/null
+	@bash tests/control-plane/build-promrules.sh >/dev/null
 
 ## Regenerate the CRD from the Rust types, in crds/ and in the chart (tests fail on drift).
 crds:

@@ -33,7 +33,7 @@ async fn metrics(State(h): State<Health>) -> impl IntoResponse {
             axum::http::header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        h.metrics.render(),
+        axum::body::Body::from_stream(h.metrics.clone().render_chunks()),
     )
 }
 

@@ -202,12 +202,13 @@ async fn main() -> ExitCode {
         tracing::info!(identity, "became leader");
     }
 
-    let mut ctx = Context::new(client, metrics, proof_key, Some(identity));
+    let mut ctx = Context::new(client, metrics.clone(), proof_key, Some(identity));
     ctx.leadership = elector.as_ref().map(Elector::leadership);
     ctx.resync = Duration::from_secs(args.resync_seconds);
     let ctx = Arc::new(ctx);
     let controllers = controller::controllers(ctx, &namespaces, args.concurrency, stopping.clone());
     let stores = controllers.stores;
+    metrics.watch_keys(stores.clone());
     let ready_flag = ready.clone();
     tokio::spawn(async move {
         for store in stores {

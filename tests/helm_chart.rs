@@ -58,6 +58,129 @@ fn run(cp: &ControlPlane, program: &str, args: &[&str], stdin: Option<&[u8]>) ->
     out
 }
 
+/// Prometheus' own rule checker, built from tests/control-plane/promrules (cached).
+fn promrules() -> PathBuf {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/control-plane/build-promrules.sh"
+    );
+    let out = Command::new("bash").arg(script).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .last()
+            .unwrap(),
+    )
+}
+
+/// The chart's PrometheusRule, rendered with `values`: its `spec` as a Prometheus rule file.
+fn rendered_rule(values: &[&str]) -> String {
+    let mut args = vec![
+        "template",
+        "dmk",
+        CHART,
+        "--kube-version",
+        "1.36.3",
+        "--show-only",
+        "templates/prometheusrule.yaml",
+        "--set",
+        "metrics.prometheusRule.enabled=true",
+    ];
+    args.extend(values);
+    let out = Command::new(tool("helm")).args(&args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rule: serde_json::Value = serde_yaml::from_slice(&out.stdout).unwrap();
+    assert_eq!(rule["kind"], "PrometheusRule");
+    serde_yaml::to_string(&rule["spec"]).unwrap()
+}
+
+#[test]
+fn the_key_age_alert_is_a_rule_prometheus_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let checker = promrules();
+    let check = |name: &str, text: &str| {
+        let file = dir.path().join(name);
+        std::fs::write(&file, text).unwrap();
+        Command::new(&checker).arg(&file).output().unwrap()
+    };
+    // Off by default.
+    let off = Command::new(tool("helm"))
+        .args(["template", "dmk", CHART, "--kube-version", "1.36.3"])
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&off.stdout).contains("PrometheusRule"));
+
+    let default = rendered_rule(&[]);
+    let out = check("default.yaml", &default);
+    assert!(
+        out.status.success(),
+        "{}\n{default}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // 90 days, on the series the operator exports (tests/requester.rs scrapes it).
+    assert!(
+        default.contains("dataminer_keys_key_generated_timestamp_seconds"),
+        "{default}"
+    );
+    assert!(default.contains("> 7776000"), "{default}");
+    assert!(default.contains("for: 1h"), "{default}");
+
+    let custom = rendered_rule(&[
+        "--set",
+        "metrics.prometheusRule.keyMaxAgeDays=30",
+        "--set",
+        "metrics.prometheusRule.for=15m",
+        "--set",
+        "metrics.prometheusRule.severity=critical",
+    ]);
+    let out = check("custom.yaml", &custom);
+    assert!(
+        out.status.success(),
+        "{}\n{custom}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        custom.contains("> 2592000") && custom.contains("for: 15m"),
+        "{custom}"
+    );
+    assert!(custom.contains("severity: critical"), "{custom}");
+
+    // The checker is not a rubber stamp: a broken expression or template fails it.
+    let broken = default.replace(
+        "max by (namespace, name, slot) (",
+        "max by (namespace, name, slot (",
+    );
+    assert!(!check("broken.yaml", &broken).status.success());
+    let broken = default.replace("{{ $labels.slot }}", "{{ $labels.slot ");
+    assert!(!check("broken-template.yaml", &broken).status.success());
+
+    // The schema refuses an age that is not a whole number of days.
+    let bad = Command::new(tool("helm"))
+        .args([
+            "template",
+            "dmk",
+            CHART,
+            "--kube-version",
+            "1.36.3",
+            "--set",
+            "metrics.prometheusRule.keyMaxAgeDays=0",
+        ])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("keyMaxAgeDays"));
+}
+
 #[test]
 fn the_charts_crd_is_the_generated_one() {
     let generated = std::fs::read_to_string(
@@ -177,7 +300,8 @@ async fn the_chart_lints_renders_and_every_object_is_accepted_by_the_api_server(
         older.contains("name: dmk-dataminer-keys-operator-protect-requester"),
         "{older}"
     );
-    // The ServiceMonitor needs the Prometheus Operator's CRD, which this cluster lacks: lint only.
+    // The ServiceMonitor and PrometheusRule need the Prometheus Operator's CRDs, which this cluster
+    // lacks: lint only (the rule itself is checked by Prometheus' parser above).
     run(
         cp,
         "helm",
@@ -187,6 +311,8 @@ async fn the_chart_lints_renders_and_every_object_is_accepted_by_the_api_server(
             "--strict",
             "--set",
             "metrics.serviceMonitor.enabled=true",
+            "--set",
+            "metrics.prometheusRule.enabled=true",
         ],
         None,
     );

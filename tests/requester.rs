@@ -216,6 +216,34 @@ async fn each_action_names_the_user_who_asked() {
         "{secret_annotations:?}"
     );
 
+    // The key age gauge carries the generation time of each slot, as status records it.
+    let key_age = |text: &str| -> Vec<(String, i64)> {
+        let prefix = format!(
+            "dataminer_keys_key_generated_timestamp_seconds{{namespace=\"{}\",name=\"ks\",slot=\"",
+            e.ns
+        );
+        text.lines()
+            .filter_map(|l| l.strip_prefix(&prefix))
+            .filter_map(|rest| {
+                let (slot, value) = rest.split_once("\"} ")?;
+                Some((slot.to_string(), value.parse().ok()?))
+            })
+            .collect()
+    };
+    let status = ks.status.clone().unwrap();
+    let expected = vec![
+        (
+            "primary".to_string(),
+            status.primary.unwrap().generated_at.0.as_second(),
+        ),
+        (
+            "secondary".to_string(),
+            status.secondary.unwrap().generated_at.0.as_second(),
+        ),
+    ];
+    let text = e.operator.metrics_text().await.expect("/metrics answers");
+    assert_eq!(key_age(&text), expected, "{text}");
+
     // user-c revokes.
     as_c.patch(
         "ks",
@@ -254,6 +282,13 @@ async fn each_action_names_the_user_who_asked() {
             (REVOKED_BY_ANNOTATION, USER_C),
         ])
     );
+
+    // A revoked key set has no keys, so no key age.
+    eventually(10, "the key age series to go", || async {
+        let text = e.operator.metrics_text().await?;
+        key_age(&text).is_empty().then_some(())
+    })
+    .await;
 
     // Events name each of them.
     let notes = eventually(30, "the four Events", || async {

@@ -104,10 +104,8 @@ impl Operator {
         let mut stream = tokio::net::TcpStream::connect(&self.metrics)
             .await
             .map_err(|e| e.to_string())?;
-        let request = format!(
-            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-            self.metrics
-        );
+        // HTTP/1.0: the body comes whole, not chunked (/metrics streams its text).
+        let request = format!("GET {path} HTTP/1.0\r\nHost: {}\r\n\r\n", self.metrics);
         stream
             .write_all(request.as_bytes())
             .await

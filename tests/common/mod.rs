@@ -249,18 +249,40 @@ impl KeyLedger {
 
 /// A plain HTTP/1.1 GET on loopback: (status code, body).
 pub async fn http_get(address: &str, path: &str) -> (u16, String) {
+    http_get_opt(address, path)
+        .await
+        .unwrap_or_else(|| panic!("GET {path} from {address}"))
+}
+
+/// [`http_get`], `None` when the server does not answer. A chunked body (how `/metrics`
+/// streams) is put back together.
+pub async fn http_get_opt(address: &str, path: &str) -> Option<(u16, String)> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let mut stream = tokio::net::TcpStream::connect(address).await.ok()?;
     let request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    let code = response.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (code, body)
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.ok()?;
+    let split = response.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&response[..split]).to_ascii_lowercase();
+    let code = head.split_whitespace().nth(1)?.parse().ok()?;
+    let mut body = &response[split + 4..];
+    if !head.contains("transfer-encoding: chunked") {
+        return Some((code, String::from_utf8_lossy(body).into_owned()));
+    }
+    let mut out = Vec::new();
+    loop {
+        let line_end = body.windows(2).position(|w| w == b"\r\n")?;
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&body[..line_end]).ok()?.trim(), 16).ok()?;
+        if size == 0 {
+            break;
+        }
+        let start = line_end + 2;
+        out.extend_from_slice(body.get(start..start + size)?);
+        body = body.get(start + size + 2..)?;
+    }
+    Some((code, String::from_utf8(out).ok()?))
 }
 
 /// JSON log lines of the operator that record an action.

@@ -181,26 +181,26 @@ impl Operator {
         .await
     }
 
-    /// The sum of a counter family on this process's /metrics, or `None` while it does not
-    /// answer yet (just restarted).
-    pub async fn metric_sum(&self, family: &str) -> Option<f64> {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    /// This process's /metrics text, or `None` while it does not answer yet (just restarted).
+    pub async fn metrics_text(&self) -> Option<String> {
         let address = self
             .logs()
             .lines()
             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
             .rfind(|v| v["message"] == "serving /healthz, /readyz, /metrics")
             .and_then(|v| v["address"].as_str().map(str::to_string))?;
-        let mut stream = tokio::net::TcpStream::connect(&address).await.ok()?;
-        let request =
-            format!("GET /metrics HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
-        stream.write_all(request.as_bytes()).await.ok()?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response).await.ok()?;
+        super::http_get_opt(&address, "/metrics")
+            .await
+            .map(|(_, body)| body)
+    }
+
+    /// The sum of a counter family on this process's /metrics, or `None` while it does not
+    /// answer yet (just restarted).
+    pub async fn metric_sum(&self, family: &str) -> Option<f64> {
+        let text = self.metrics_text().await?;
         let prefix = format!("{family}{{");
         Some(
-            response
-                .lines()
+            text.lines()
                 .filter(|l| l.starts_with(&prefix))
                 .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
                 .sum(),

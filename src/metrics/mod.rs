@@ -1,7 +1,19 @@
 //! Prometheus metrics: reconciles by result, reconcile duration, actions by kind, key sets by
-//! condition. Labels are low-cardinality; no key set names, never a key.
+//! condition, all with low-cardinality labels; and the generation time of each key
+//! ([`key_age`]), read from the key set caches at scrape time. Never a key.
 
-use std::{sync::atomic::AtomicI64, time::Duration};
+mod key_age;
+
+use std::{
+    sync::{Arc, atomic::AtomicI64},
+    time::Duration,
+};
+
+use futures::Stream;
+use kube::runtime::reflector::Store;
+
+use crate::api::DataMinerKeySet;
+pub use key_age::generated;
 
 use prometheus_client::{
     encoding::{EncodeLabelSet, text::encode},
@@ -39,6 +51,7 @@ pub struct Metrics {
     actions: Family<ActionLabels, Counter>,
     keysets: Family<StateLabels, Gauge<i64, AtomicI64>>,
     write_failures: Family<OperationLabels, Counter>,
+    key_age: Arc<key_age::KeyAge>,
 }
 
 impl Default for Metrics {
@@ -70,8 +83,11 @@ impl Default for Metrics {
             "Secret writes the API server refused or did not answer in time",
             write_failures.clone(),
         );
+        let key_age = Arc::new(key_age::KeyAge::default());
+        registry.register_collector(Box::new(key_age.clone()));
         Metrics {
             registry,
+            key_age,
             reconciles,
             duration,
             actions,
@@ -126,11 +142,56 @@ impl Metrics {
         }
     }
 
-    /// The text exposition format.
+    /// Reports the generation time of the keys in these caches from now on.
+    pub fn watch_keys(&self, stores: Vec<Store<DataMinerKeySet>>) {
+        self.key_age.watch(stores);
+    }
+
+    /// The text exposition format, whole (tests, small registries).
     pub fn render(&self) -> String {
         let mut out = String::new();
         encode(&mut out, &self.registry).expect("writing to a String cannot fail");
         out
+    }
+
+    /// The text exposition format in pieces of about [`CHUNK`] bytes, sent as the encoder
+    /// writes them: at 10,000 key sets the key age series alone are about 2.5 MB of text, which
+    /// a whole rendering would hold at once (and twice, while its buffer grows) on every scrape.
+    pub fn render_chunks(self: Arc<Self>) -> impl Stream<Item = Result<String, std::io::Error>> {
+        let (tx, rx) = tokio::sync::mpsc::channel::<String>(1);
+        tokio::task::spawn_blocking(move || {
+            let mut out = Chunks {
+                buf: String::with_capacity(CHUNK),
+                tx,
+            };
+            // An error only means the scraper went away.
+            if encode(&mut out, &self.registry).is_ok() && !out.buf.is_empty() {
+                let _ = out.tx.blocking_send(out.buf);
+            }
+        });
+        futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|chunk| (Ok(chunk), rx))
+        })
+    }
+}
+
+/// Size of one piece of a streamed scrape.
+pub const CHUNK: usize = 32 * 1024;
+
+/// A `fmt::Write` that hands every full piece to the HTTP response; fails once nobody reads.
+struct Chunks {
+    buf: String,
+    tx: tokio::sync::mpsc::Sender<String>,
+}
+
+impl std::fmt::Write for Chunks {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.buf.push_str(s);
+        if self.buf.len() >= CHUNK {
+            let full = std::mem::replace(&mut self.buf, String::with_capacity(CHUNK));
+            self.tx.blocking_send(full).map_err(|_| std::fmt::Error)?;
+        }
+        Ok(())
     }
 }
 
