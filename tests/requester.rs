@@ -467,3 +467,54 @@ async fn nobody_can_write_someone_elses_name() {
     e.ledger.record(&e.secrets.get("copy-keys").await.unwrap());
     e.finish().await;
 }
+
+#[tokio::test]
+async fn a_long_odd_on_behalf_of_is_cut_not_refused() {
+    let mut e = Env::new(common::control_plane().await, "behalf").await;
+    users(&e).await;
+    let as_argocd: Api<DataMinerKeySet> = Api::namespaced(
+        common::control_plane()
+            .await
+            .client_as_service_account("argocd", "argocd-application-controller")
+            .await
+            .unwrap(),
+        &e.ns,
+    );
+    // 4 KiB of combining marks, right-to-left text and line breaks, as a careless pipeline
+    // might paste a whole commit message.
+    let odd = format!(
+        "Zoë\u{301}\u{202e} <zoe@example.com>\n{}",
+        "e\u{301}\u{200d}\n".repeat(700)
+    );
+    let mut manifest = org_keyset("ks");
+    manifest["metadata"]["annotations"] = json!({ ON_BEHALF_OF_ANNOTATION: odd });
+    common::apply(&as_argocd, &manifest).await.unwrap();
+    let ks = e.ready("ks").await;
+    e.ledger.record(&e.secrets.get("ks-keys").await.unwrap());
+    let entry = &ks.status.as_ref().unwrap().history[0];
+    assert_eq!(entry.by.as_deref(), Some(ARGOCD));
+    let recorded = entry.on_behalf_of.clone().unwrap();
+    assert!(recorded.len() <= 256, "{}", recorded.len());
+    assert!(
+        recorded.starts_with("Zoë\u{301}\u{202e} <zoe@example.com> "),
+        "{recorded:?}"
+    );
+    assert!(
+        recorded.ends_with('…') && !recorded.contains('\n'),
+        "{recorded:?}"
+    );
+    // The Event went out, within what the API server accepts for a note.
+    let note = eventually(10, "the KeysCreated Event", || async {
+        common::events(&e.client, &e.ns, "ks")
+            .await
+            .into_iter()
+            .find(|ev| ev.0 == "KeysCreated")
+            .map(|ev| ev.1)
+    })
+    .await;
+    assert!(
+        note.len() <= 1024 && note.ends_with("… (unverified)"),
+        "{note}"
+    );
+    e.finish().await;
+}

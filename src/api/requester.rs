@@ -13,6 +13,14 @@ pub const SECONDARY_REQUESTED_BY_ANNOTATION: &str =
 /// Free text a pipeline or the plugin sets (for example the Git commit author): recorded as
 /// "on behalf of", never checked by anyone.
 pub const ON_BEHALF_OF_ANNOTATION: &str = "keys.dataminer.services/on-behalf-of";
+/// Every annotation of a key set the operator reads.
+pub const REQUESTER_ANNOTATIONS: [&str; 5] = [
+    CREATED_BY_ANNOTATION,
+    PRIMARY_REQUESTED_BY_ANNOTATION,
+    SECONDARY_REQUESTED_BY_ANNOTATION,
+    REVOKED_BY_ANNOTATION,
+    ON_BEHALF_OF_ANNOTATION,
+];
 /// What the requester fields read when no policy recorded one.
 pub const UNKNOWN_REQUESTER: &str = "unknown";
 /// Longest name copied into status and Events, in bytes: the annotations are checked at

@@ -18,9 +18,15 @@
 //! delivered is kept here as compact JSON, tagged with that version's resourceVersion; the
 //! status write restates it only when it was planned on that very version (otherwise the
 //! conditional write would be refused anyway).
+//!
+//! They enter it without labels and annotations too: the reconciler reads none but the requester
+//! annotations (who asked, api/requester.rs), and only for an action. A map of them costs about
+//! 600 bytes per key set (a B-tree node), whatever it holds (Argo CD's tracking annotation, say);
+//! the requester ones are kept here with the history, and put back on the key set when a plan
+//! has an action to record.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::{BTreeMap, HashMap, HashSet},
     sync::{Arc, Mutex, OnceLock},
 };
 
@@ -33,7 +39,7 @@ use super::{
 };
 
 use crate::{
-    api::{DataMinerKeySet, HistoryEntry},
+    api::{DataMinerKeySet, HistoryEntry, REQUESTER_ANNOTATIONS},
     plan::{SecretSeen, SlotSeen},
 };
 
@@ -111,8 +117,8 @@ struct Memo {
     status_written: Option<Box<StatusWrite>>,
     /// The state the metrics count it in (`Ready`, `NotReady`, `Revoked`).
     state: Option<&'static str>,
-    /// `status.history` of the version the watch last delivered.
-    history: Option<History>,
+    /// What was taken out of the version the watch last delivered.
+    taken: Option<Taken>,
 }
 
 /// A status write: a cached key set still at the version it was made on predates it.
@@ -125,10 +131,12 @@ struct StatusWrite {
     awaited: bool,
 }
 
-/// A key set's history as JSON (empty for none), and the resourceVersion it belongs to.
-struct History {
+/// What was taken out of one version of a key set: its history as JSON (empty for none) and
+/// its requester annotations (by their index in [`REQUESTER_ANNOTATIONS`]).
+struct Taken {
     resource_version: Token,
     json: Box<str>,
+    requesters: Option<Box<[(u8, Box<str>)]>>,
 }
 
 #[derive(Default)]
@@ -164,11 +172,11 @@ impl Follower {
         event: &mut watcher::Event<DataMinerKeySet>,
     ) -> Vec<&'static str> {
         match event {
-            watcher::Event::Apply(ks) => cache.keep_history(ks),
+            watcher::Event::Apply(ks) => cache.take_out(ks),
             watcher::Event::Delete(ks) => return cache.remove(ks).into_iter().collect(),
             watcher::Event::Init => self.listing = Some(HashSet::new()),
             watcher::Event::InitApply(ks) => {
-                cache.keep_history(ks);
+                cache.take_out(ks);
                 if let Some(listing) = &mut self.listing {
                     listing.insert(key(ks).into());
                 }
@@ -195,11 +203,11 @@ impl Follower {
     }
 }
 
-/// What [`Cache::history`] holds for a key set.
+/// What [`Cache::history`] and [`Cache::requesters`] hold for a key set.
 #[derive(Debug, PartialEq)]
-pub(super) enum Kept {
-    /// The history of this very version, taken out of it.
-    History(Vec<HistoryEntry>),
+pub(super) enum Kept<T> {
+    /// What was taken out of this very version.
+    This(T),
     /// The watch has delivered another version since: a write planned on this one is outdated.
     ForAnotherVersion,
     /// Nothing taken: this key set did not come through the watch, and carries its history.
@@ -375,10 +383,14 @@ impl Cache {
         }
     }
 
-    fn keep_history(&self, ks: &mut DataMinerKeySet) {
+    /// Takes out of a key set the watch delivered what the reconciler does not plan from (module
+    /// documentation), keeping the history and the requester annotations for this version.
+    fn take_out(&self, ks: &mut DataMinerKeySet) {
         let Some(rv) = ks.metadata.resource_version.as_deref() else {
             return;
         };
+        let annotations = ks.metadata.annotations.take().unwrap_or_default();
+        ks.metadata.labels = None;
         let history = ks
             .status
             .as_mut()
@@ -390,18 +402,24 @@ impl Cache {
                 .expect("history entries serialize")
                 .into(),
         };
-        let kept = History {
+        let requesters: Vec<(u8, Box<str>)> = REQUESTER_ANNOTATIONS
+            .iter()
+            .zip(0u8..)
+            .filter_map(|(key, i)| Some((i, annotations.get(*key)?.as_str().into())))
+            .collect();
+        let kept = Taken {
             resource_version: Token::new(rv),
             json,
+            requesters: (!requesters.is_empty()).then(|| requesters.into_boxed_slice()),
         };
         let mut memo = self.memo.lock().expect("cache lock");
-        memo.entry(key(ks).into()).or_default().history = Some(kept);
+        memo.entry(key(ks).into()).or_default().taken = Some(kept);
     }
 
-    /// The history taken out of `ks` when the watch delivered it.
-    pub(super) fn history(&self, ks: &DataMinerKeySet) -> Kept {
+    /// What was taken out of `ks` when the watch delivered it, if it was this very version.
+    fn taken<T>(&self, ks: &DataMinerKeySet, f: impl FnOnce(&Taken) -> T) -> Kept<T> {
         let memo = self.memo.lock().expect("cache lock");
-        let Some(kept) = memo.get(key(ks).as_str()).and_then(|m| m.history.as_ref()) else {
+        let Some(kept) = memo.get(key(ks).as_str()).and_then(|m| m.taken.as_ref()) else {
             return Kept::Nothing;
         };
         if !ks
@@ -412,9 +430,30 @@ impl Cache {
         {
             return Kept::ForAnotherVersion;
         }
-        Kept::History(match kept.json.is_empty() {
+        Kept::This(f(kept))
+    }
+
+    /// The history taken out of `ks` when the watch delivered it.
+    pub(super) fn history(&self, ks: &DataMinerKeySet) -> Kept<Vec<HistoryEntry>> {
+        self.taken(ks, |kept| match kept.json.is_empty() {
             true => Vec::new(),
             false => serde_json::from_str(&kept.json).expect("history kept as written"),
+        })
+    }
+
+    /// The requester annotations taken out of `ks` when the watch delivered it.
+    pub(super) fn requesters(&self, ks: &DataMinerKeySet) -> Kept<BTreeMap<String, String>> {
+        self.taken(ks, |kept| {
+            kept.requesters
+                .iter()
+                .flatten()
+                .map(|(i, v)| {
+                    (
+                        REQUESTER_ANNOTATIONS[*i as usize].to_string(),
+                        v.to_string(),
+                    )
+                })
+                .collect()
         })
     }
 
@@ -580,6 +619,51 @@ mod tests {
     }
 
     #[test]
+    fn labels_and_annotations_leave_the_cache_and_only_the_requesters_come_back() {
+        use crate::api::{CREATED_BY_ANNOTATION, ON_BEHALF_OF_ANNOTATION};
+        let cache = Cache::default();
+        let mut ks = keyset_at("10");
+        let pairs = |p: &[(&str, &str)]| -> BTreeMap<String, String> {
+            p.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        ks.metadata.annotations = Some(pairs(&[
+            (CREATED_BY_ANNOTATION, "user-a"),
+            (ON_BEHALF_OF_ANNOTATION, "Alice"),
+            (
+                "argocd.argoproj.io/tracking-id",
+                "app:keys.dataminer.services/DataMinerKeySet:team/ks",
+            ),
+        ]));
+        ks.metadata.labels = Some(pairs(&[("app.kubernetes.io/instance", "app")]));
+        let mut event = watcher::Event::Apply(ks);
+        Follower::new(None).follow(&cache, &mut event);
+        let watcher::Event::Apply(cached) = event else {
+            unreachable!()
+        };
+        assert_eq!(
+            (&cached.metadata.annotations, &cached.metadata.labels),
+            (&None, &None)
+        );
+        assert_eq!(
+            cache.requesters(&cached),
+            Kept::This(pairs(&[
+                (CREATED_BY_ANNOTATION, "user-a"),
+                (ON_BEHALF_OF_ANNOTATION, "Alice"),
+            ]))
+        );
+        assert_eq!(cache.requesters(&keyset_at("9")), Kept::ForAnotherVersion);
+        // A version without any: nothing comes back, not the older version's.
+        let mut event = watcher::Event::Apply(keyset_at("11"));
+        Follower::new(None).follow(&cache, &mut event);
+        assert_eq!(
+            cache.requesters(&keyset_at("11")),
+            Kept::This(BTreeMap::new())
+        );
+    }
+
+    #[test]
     fn the_history_leaves_the_cached_key_set_and_comes_back_for_that_version_only() {
         let cache = Cache::default();
         let mut ks = keyset_at("10");
@@ -605,10 +689,7 @@ mod tests {
             unreachable!()
         };
         assert!(cached.status.as_ref().unwrap().history.is_empty());
-        assert_eq!(
-            cache.history(&cached),
-            Kept::History(status.history.clone())
-        );
+        assert_eq!(cache.history(&cached), Kept::This(status.history.clone()));
         assert_eq!(
             cache.history(&keyset_at("9")),
             Kept::ForAnotherVersion,
@@ -618,7 +699,7 @@ mod tests {
         // A key set without status keeps an empty history; a newer version replaces the old.
         let mut event = watcher::Event::Apply(keyset_at("11"));
         follower.follow(&cache, &mut event);
-        assert_eq!(cache.history(&keyset_at("11")), Kept::History(vec![]));
+        assert_eq!(cache.history(&keyset_at("11")), Kept::This(vec![]));
         assert_eq!(cache.history(&cached), Kept::ForAnotherVersion);
 
         // Deleted: forgotten, and the state it was counted in is handed back.
@@ -660,11 +741,11 @@ mod tests {
         assert_eq!(forgotten, vec!["Ready"], "b, still counted as Ready");
         assert!(matches!(
             cache.history(&named("team", "a", "4")),
-            Kept::History(_)
+            Kept::This(_)
         ));
         assert_eq!(cache.history(&named("team", "b", "2")), Kept::Nothing);
         assert!(
-            matches!(cache.history(&c), Kept::History(_)),
+            matches!(cache.history(&c), Kept::This(_)),
             "another namespace's watch is not concerned"
         );
         // Without a namespace, a re-list covers all.

@@ -88,12 +88,11 @@ impl Context {
 /// blocks us goes away) without hammering the API.
 pub const DEFAULT_RESYNC: std::time::Duration = std::time::Duration::from_secs(300);
 
-/// Drops what the reconciler never reads before an object enters a cache: the field managers'
-/// records and a client-side apply's copy of the whole object.
+/// Drops what the reconciler never reads before a key set enters the cache: the field managers'
+/// records. (Labels and annotations, a client-side apply's copy of the whole object among them,
+/// and the history are taken out next, by cache.rs.)
 fn slim(obj: &mut impl kube::ResourceExt) {
     obj.managed_fields_mut().clear();
-    obj.annotations_mut()
-        .remove("kubectl.kubernetes.io/last-applied-configuration");
 }
 
 /// Which namespaces to watch.

@@ -18,6 +18,7 @@ use tracing::instrument;
 use super::{
     Context,
     apply::apply,
+    cache::Kept,
     calls::ensure_leading,
     destroy::destroy_keys,
     observe::{Observed, Read, observe},
@@ -122,6 +123,22 @@ async fn reconcile_keyset(
         observed = observe(ks, ctx, &status, Read::Always).await?;
         plan = plan_for(ks, &status, &observed);
     }
+    // An action names who asked: the requester annotations, kept aside by the cache, go back on.
+    let restored;
+    let ks = match plan.changes.is_empty() {
+        true => ks,
+        false => match ctx.cache.requesters(ks) {
+            Kept::This(annotations) => {
+                let mut with = ks.clone();
+                with.metadata.annotations = Some(annotations);
+                restored = with;
+                &restored
+            }
+            // The watch delivered a newer version since: plan again from it, before any write.
+            Kept::ForAnotherVersion => return Err(Error::Changed),
+            Kept::Nothing => ks,
+        },
+    };
     let (applied, failure) = apply(ks, ctx, plan, observed).await?;
     let next = status::next_status(ks, &applied);
     // A lapsed leader writes nothing more; the next leader finds (and records) what was written.

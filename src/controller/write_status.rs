@@ -33,7 +33,7 @@ pub(super) async fn write_status(
     // again (the conditional write would be refused anyway).
     let mut next = next.clone();
     match ctx.cache.history(ks) {
-        Kept::History(kept) => {
+        Kept::This(kept) => {
             next.history.extend(kept);
             next.history.truncate(HISTORY_LIMIT);
         }

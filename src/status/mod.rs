@@ -327,6 +327,49 @@ mod tests {
     }
 
     #[test]
+    fn who_asked_is_recorded_once_with_the_action() {
+        use crate::api::{CREATED_BY_ANNOTATION, REVOKED_BY_ANNOTATION};
+        let mut ks = keyset();
+        let created = plan(vec![Change::KeysCreated], vec![]);
+        // No policy recorded the creator: "unknown", not absent.
+        assert_eq!(
+            next_status(&ks, &applied(&created, held(1, 1), at(1)))
+                .created_by
+                .as_deref(),
+            Some("unknown")
+        );
+        ks.metadata.annotations =
+            Some([(CREATED_BY_ANNOTATION.to_string(), "user-a".to_string())].into());
+        ks.status = Some(next_status(&ks, &applied(&created, held(1, 1), at(1))));
+        assert_eq!(
+            ks.status.as_ref().unwrap().created_by.as_deref(),
+            Some("user-a")
+        );
+        assert_eq!(
+            ks.status.as_ref().unwrap().history[0].by.as_deref(),
+            Some("user-a")
+        );
+        // A later edit of the annotation does not rewrite what was recorded.
+        ks.metadata.annotations = Some(
+            [
+                (CREATED_BY_ANNOTATION.to_string(), "user-x".to_string()),
+                (REVOKED_BY_ANNOTATION.to_string(), "user-c".to_string()),
+            ]
+            .into(),
+        );
+        let idle = next_status(&ks, &applied(&plan(vec![], vec![]), held(1, 1), at(2)));
+        assert_eq!(idle, ks.status.clone().unwrap(), "nothing to write");
+        let mut revoke = plan(vec![Change::Revoked], vec![]);
+        revoke.revoked = true;
+        let st = next_status(&ks, &applied(&revoke, [None, None], at(3)));
+        assert_eq!(
+            (st.created_by.as_deref(), st.revoked_by.as_deref()),
+            (Some("user-a"), Some("user-c"))
+        );
+        assert_eq!(st.history[0].by.as_deref(), Some("user-c"));
+    }
+
+    #[test]
     fn a_problem_is_announced_once_while_it_lasts() {
         let mut ks = keyset();
         let created = plan(vec![Change::KeysCreated], vec![]);
