@@ -130,7 +130,12 @@ fn align(rows: &[Vec<String>]) -> String {
 }
 
 /// `describe`: everything about a key set except its key values.
-pub fn describe(ks: &DataMinerKeySet, events: &[Event], now: Timestamp) -> String {
+/// `events`: those about the key set, or why they could not be read.
+pub fn describe(
+    ks: &DataMinerKeySet,
+    events: &Result<Vec<Event>, String>,
+    now: Timestamp,
+) -> String {
     let status = ks.status.clone().unwrap_or_default();
     let (scope, target) = ks.spec.scope_and_target();
     let mut out = String::new();
@@ -221,16 +226,19 @@ pub fn describe(ks: &DataMinerKeySet, events: &[Event], now: Timestamp) -> Strin
         out += &format!("  {}\n", parts.join("  "));
     }
     out += "Events:\n";
-    if events.is_empty() {
-        out += "  <none>\n";
-    }
-    for e in events {
-        out += &format!(
-            "  {:<8} {:<24} {}\n",
-            e.type_.clone().unwrap_or_default(),
-            e.reason.clone().unwrap_or_default(),
-            e.note.clone().unwrap_or_default()
-        );
+    match events {
+        Err(why) => out += &format!("  <cannot list Events: {why}>\n"),
+        Ok(events) if events.is_empty() => out += "  <none>\n",
+        Ok(events) => {
+            for e in events {
+                out += &format!(
+                    "  {:<8} {:<24} {}\n",
+                    e.type_.clone().unwrap_or_default(),
+                    e.reason.clone().unwrap_or_default(),
+                    e.note.clone().unwrap_or_default()
+                );
+            }
+        }
     }
     out
 }
@@ -305,7 +313,19 @@ mod tests {
             on_behalf_of: Some("Alice <alice@example.com>".into()),
             fingerprint: Some("sha256:cccccccc".into()),
         }];
-        let d = describe(&k, &[], now());
+        let d = describe(
+            &k,
+            &Err(
+                "events.events.k8s.io is forbidden: User \"alice\" cannot list resource \"events\""
+                    .into(),
+            ),
+            now(),
+        );
+        assert!(
+            d.contains("Events:\n  <cannot list Events: events.events.k8s.io is forbidden"),
+            "{d}"
+        );
+        assert!(!d.contains("<none>"), "{d}");
         assert!(d.contains("Created by:   user-a@example.com"), "{d}");
         assert!(
             d.contains("by system:serviceaccount:argocd:argocd-application-controller  on behalf of Alice <alice@example.com> (unverified)"),
@@ -320,7 +340,7 @@ mod tests {
 
     #[test]
     fn describe_shows_revisions_and_fingerprints() {
-        let d = describe(&ks("catalog-ci"), &[], now());
+        let d = describe(&ks("catalog-ci"), &Ok(vec![]), now());
         assert!(d.contains("revision 2"), "{d}");
         assert!(d.contains("sha256:aaaaaaaa"));
         assert!(d.contains("Created by:   <unknown>"));

@@ -113,14 +113,19 @@ impl Session {
             .map_err(|e| self.api_error("listing key sets", None, e))
     }
 
-    /// Events about `ks`, oldest first; none if they cannot be read.
+    /// Events about `ks`, oldest first; why not, when they cannot be read (`describe` says so
+    /// rather than show none).
     #[instrument(skip_all, fields(namespace = %self.namespace, name = %ks.name_any()))]
-    pub async fn events_of(&self, ks: &DataMinerKeySet) -> Vec<Event> {
-        let mut events: Vec<Event> = Api::<Event>::namespaced(self.client.clone(), &self.namespace)
+    pub async fn events_of(&self, ks: &DataMinerKeySet) -> std::result::Result<Vec<Event>, String> {
+        let listed = Api::<Event>::namespaced(self.client.clone(), &self.namespace)
             .list(&ListParams::default())
             .await
-            .map(|l| l.items)
-            .unwrap_or_default()
+            .map_err(|e| match e {
+                kube::Error::Api(s) => s.message,
+                other => other.to_string(),
+            })?;
+        let mut events: Vec<Event> = listed
+            .items
             .into_iter()
             .filter(|e| e.regarding.as_ref().and_then(|r| r.uid.as_deref()) == ks.uid().as_deref())
             .collect();
@@ -131,7 +136,7 @@ impl Session {
                 .as_ref()
                 .map(|t| t.0))
         });
-        events
+        Ok(events)
     }
 
     /// The Secret `name`; its values never enter the span.
