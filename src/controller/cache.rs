@@ -136,8 +136,11 @@ struct StatusWrite {
 struct Taken {
     resource_version: Token,
     json: Box<str>,
-    requesters: Option<Box<[(u8, Box<str>)]>>,
+    requesters: Option<Requesters>,
 }
+
+/// Requester annotations as (index in [`REQUESTER_ANNOTATIONS`], value).
+type Requesters = Box<[(u8, Box<str>)]>;
 
 #[derive(Default)]
 pub struct Cache {
