@@ -518,3 +518,51 @@ async fn a_long_odd_on_behalf_of_is_cut_not_refused() {
     );
     e.finish().await;
 }
+
+#[tokio::test]
+async fn a_rotation_recovered_after_a_crash_still_names_its_requester() {
+    let mut e = Env::new(common::control_plane().await, "requester-crash").await;
+    let [a, b, _, _] = users(&e).await;
+    let as_a: Api<DataMinerKeySet> = Api::namespaced(a, &e.ns);
+    let as_b: Api<DataMinerKeySet> = Api::namespaced(b, &e.ns);
+    common::apply(&as_a, &org_keyset("ks")).await.unwrap();
+    e.ready("ks").await;
+    e.ledger.record(&e.secrets.get("ks-keys").await.unwrap());
+
+    // user-b asks; the operator writes the Secret and dies before recording anything.
+    e.operator
+        .crash_after_secret_write(async {
+            let request = json!({
+                "spec": { "regenerate": { "primary": { "revision": 2, "confirmLabel": LABEL } } }
+            });
+            as_b.patch("ks", &PatchParams::default(), &Patch::Merge(&request))
+                .await
+                .unwrap();
+        })
+        .await;
+    e.operator.restart();
+    let ks = keyset_where(&e.keysets, "ks", "primary revision 2", |k| {
+        is_ready(k) && common::revisions(k) == (2, 1)
+    })
+    .await;
+    e.ledger.record(&e.secrets.get("ks-keys").await.unwrap());
+    // The restarted operator found the rotation in the Secret and records it as user-b's.
+    let entry = &ks.status.as_ref().unwrap().history[0];
+    assert_eq!(
+        (entry.action.as_str(), entry.revision, entry.by.as_deref()),
+        ("RegeneratePrimary", Some(2), Some(USER_B))
+    );
+    let note = eventually(10, "the PrimaryKeyRegenerated Event", || async {
+        common::events(&e.client, &e.ns, "ks")
+            .await
+            .into_iter()
+            .find(|ev| ev.0 == "PrimaryKeyRegenerated")
+            .map(|ev| ev.1)
+    })
+    .await;
+    assert!(
+        note.ends_with("; requested by user-b@example.com"),
+        "{note}"
+    );
+    e.finish().await;
+}

@@ -13,7 +13,7 @@ pub const SECONDARY_REQUESTED_BY_ANNOTATION: &str =
 /// Free text a pipeline or the plugin sets (for example the Git commit author): recorded as
 /// "on behalf of", never checked by anyone.
 pub const ON_BEHALF_OF_ANNOTATION: &str = "keys.dataminer.services/on-behalf-of";
-/// Every annotation of a key set the operator reads.
+/// Every annotation of a key set the operator reads (on-behalf-of last: it goes with the others).
 pub const REQUESTER_ANNOTATIONS: [&str; 5] = [
     CREATED_BY_ANNOTATION,
     PRIMARY_REQUESTED_BY_ANNOTATION,
@@ -74,6 +74,39 @@ impl DataMinerKeySet {
     pub fn on_behalf_of(&self) -> Option<&str> {
         self.annotation(ON_BEHALF_OF_ANNOTATION)
     }
+
+    /// The requester annotations (index in [`REQUESTER_ANNOTATIONS`], value) that an action not
+    /// yet recorded in status may still need: the creator until keys exist, a slot's requester
+    /// while its revision is above the recorded one, the revoker until the revocation is
+    /// recorded, and "on behalf of" with any of them. Once status records an action it holds
+    /// the name, so a key set at rest needs none.
+    pub fn awaited_requesters(&self) -> Vec<(usize, &str)> {
+        let status = self.status.as_ref();
+        let keys = status.is_some_and(|s| s.primary.is_some() || s.secondary.is_some());
+        let revoked = status.is_some_and(|s| s.revoked_at.is_some());
+        let recorded = |slot: Slot| status.and_then(|s| s.slot(slot)).map_or(0, |k| k.revision);
+        let mut out = Vec::new();
+        for (i, key) in REQUESTER_ANNOTATIONS.iter().enumerate() {
+            let Some(value) = self.annotation(key) else {
+                continue;
+            };
+            let awaited = match *key {
+                CREATED_BY_ANNOTATION => !keys,
+                PRIMARY_REQUESTED_BY_ANNOTATION => {
+                    parse_requested_by(value).is_some_and(|(_, r)| r > recorded(Slot::Primary))
+                }
+                SECONDARY_REQUESTED_BY_ANNOTATION => {
+                    parse_requested_by(value).is_some_and(|(_, r)| r > recorded(Slot::Secondary))
+                }
+                REVOKED_BY_ANNOTATION => self.spec.revoke.is_some() && !revoked,
+                _ => !out.is_empty(),
+            };
+            if awaited {
+                out.push((i, value));
+            }
+        }
+        out
+    }
 }
 
 #[cfg(test)]
@@ -110,6 +143,57 @@ mod tests {
         ] {
             assert_eq!(parse_requested_by(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn only_what_an_unrecorded_action_needs_is_awaited() {
+        use crate::api::{DataMinerKeySetStatus, KeyStatus, RevokeSpec};
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+        let mut ks = crate::fixtures::keyset();
+        ks.metadata.annotations = Some(
+            [
+                (CREATED_BY_ANNOTATION, "user-a"),
+                (PRIMARY_REQUESTED_BY_ANNOTATION, "user-b (revision 2)"),
+                (SECONDARY_REQUESTED_BY_ANNOTATION, "user-b (revision 3)"),
+                (REVOKED_BY_ANNOTATION, "user-c"),
+                (ON_BEHALF_OF_ANNOTATION, "Alice"),
+            ]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .into(),
+        );
+        let names = |ks: &DataMinerKeySet| -> Vec<usize> {
+            ks.awaited_requesters()
+                .into_iter()
+                .map(|(i, _)| i)
+                .collect()
+        };
+        // No keys yet: the creator and both slot requests (above revision 0); the revoker only
+        // once spec.revoke is there.
+        assert_eq!(names(&ks), [0, 1, 2, 4]);
+        let key = |revision| KeyStatus {
+            revision,
+            generated_at: Time(crate::fixtures::at(0)),
+            fingerprint: "sha256:00000000".into(),
+        };
+        ks.status = Some(DataMinerKeySetStatus {
+            primary: Some(key(2)),
+            secondary: Some(key(1)),
+            ..Default::default()
+        });
+        // Keys exist, primary revision 2 is recorded: only the secondary request is pending.
+        assert_eq!(names(&ks), [2, 4]);
+        ks.status.as_mut().unwrap().secondary = Some(key(3));
+        assert_eq!(
+            names(&ks),
+            Vec::<usize>::new(),
+            "at rest: nothing, not even on-behalf-of"
+        );
+        ks.spec.revoke = Some(Box::new(RevokeSpec {
+            confirm_label: ks.spec.label.clone(),
+        }));
+        assert_eq!(names(&ks), [3, 4]);
+        ks.status.as_mut().unwrap().revoked_at = Some(Time(crate::fixtures::at(1)));
+        assert_eq!(names(&ks), Vec::<usize>::new());
     }
 
     #[test]

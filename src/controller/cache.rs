@@ -21,9 +21,10 @@
 //!
 //! They enter it without labels and annotations too: the reconciler reads none but the requester
 //! annotations (who asked, api/requester.rs), and only for an action. A map of them costs about
-//! 600 bytes per key set (a B-tree node), whatever it holds (Argo CD's tracking annotation, say);
-//! the requester ones are kept here with the history, and put back on the key set when a plan
-//! has an action to record.
+//! 600 bytes per key set (a B-tree node), whatever it holds (Argo CD's tracking annotation, say).
+//! The requester annotations an action not yet in status may need are kept here with the
+//! history, and put back on the key set when a plan has an action to record; a key set at rest
+//! needs none (status holds the names).
 
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
@@ -392,7 +393,12 @@ impl Cache {
         let Some(rv) = ks.metadata.resource_version.as_deref() else {
             return;
         };
-        let annotations = ks.metadata.annotations.take().unwrap_or_default();
+        let requesters: Vec<(u8, Box<str>)> = ks
+            .awaited_requesters()
+            .into_iter()
+            .map(|(i, value)| (i as u8, value.into()))
+            .collect();
+        ks.metadata.annotations = None;
         ks.metadata.labels = None;
         let history = ks
             .status
@@ -405,11 +411,6 @@ impl Cache {
                 .expect("history entries serialize")
                 .into(),
         };
-        let requesters: Vec<(u8, Box<str>)> = REQUESTER_ANNOTATIONS
-            .iter()
-            .zip(0u8..)
-            .filter_map(|(key, i)| Some((i, annotations.get(*key)?.as_str().into())))
-            .collect();
         let kept = Taken {
             resource_version: Token::new(rv),
             json,
