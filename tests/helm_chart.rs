@@ -58,6 +58,17 @@ fn run(cp: &ControlPlane, program: &str, args: &[&str], stdin: Option<&[u8]>) ->
     out
 }
 
+/// `helm template` with `values` must fail (the values schema); returns its error output.
+fn refused(values: &[&str]) -> String {
+    let out = Command::new(tool("helm"))
+        .args(["template", "dmk", CHART, "--kube-version", "1.36.3"])
+        .args(values)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{values:?} was accepted");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 /// Prometheus' own rule checker, built from tests/control-plane/promrules (cached).
 fn promrules() -> PathBuf {
     let script = concat!(
@@ -165,20 +176,9 @@ fn the_key_age_alert_is_a_rule_prometheus_loads() {
     assert!(!check("broken-template.yaml", &broken).status.success());
 
     // The schema refuses an age that is not a whole number of days.
-    let bad = Command::new(tool("helm"))
-        .args([
-            "template",
-            "dmk",
-            CHART,
-            "--kube-version",
-            "1.36.3",
-            "--set",
-            "metrics.prometheusRule.keyMaxAgeDays=0",
-        ])
-        .output()
-        .unwrap();
-    assert!(!bad.status.success());
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("keyMaxAgeDays"));
+    assert!(
+        refused(&["--set", "metrics.prometheusRule.keyMaxAgeDays=0"]).contains("keyMaxAgeDays")
+    );
 }
 
 #[test]
@@ -317,20 +317,7 @@ async fn the_chart_lints_renders_and_every_object_is_accepted_by_the_api_server(
         None,
     );
     // A value the schema refuses.
-    let bad = Command::new(tool("helm"))
-        .args([
-            "template",
-            "dmk",
-            CHART,
-            "--kube-version",
-            "1.36.3",
-            "--set",
-            "logFormat=xml",
-        ])
-        .output()
-        .unwrap();
-    assert!(!bad.status.success());
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("logFormat"));
+    assert!(refused(&["--set", "logFormat=xml"]).contains("logFormat"));
 }
 
 /// Installs the chart for real, once for this test binary (its ClusterRoles have fixed names).

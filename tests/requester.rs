@@ -111,6 +111,37 @@ async fn plugin(e: &Env, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// Key set `ks`, created by the user of `client`, once it is Ready (its keys recorded).
+async fn created_by(e: &mut Env, client: Client) -> DataMinerKeySet {
+    let api: Api<DataMinerKeySet> = Api::namespaced(client, &e.ns);
+    common::apply(&api, &org_keyset("ks")).await.unwrap();
+    let ks = e.ready("ks").await;
+    e.ledger.record(&e.secrets.get("ks-keys").await.unwrap());
+    ks
+}
+
+/// Raises `slot` to revision 2 as the user of `api` (with `annotations` in the same request) and
+/// waits until the operator reports `revisions`.
+async fn regenerate(
+    e: &Env,
+    api: &Api<DataMinerKeySet>,
+    annotations: serde_json::Value,
+    slot: &str,
+    revisions: (i64, i64),
+) -> DataMinerKeySet {
+    let request = json!({
+        "metadata": { "annotations": annotations },
+        "spec": { "regenerate": { slot: { "revision": 2, "confirmLabel": LABEL } } }
+    });
+    api.patch("ks", &PatchParams::default(), &Patch::Merge(&request))
+        .await
+        .unwrap();
+    keyset_where(&e.keysets, "ks", &format!("{slot} revision 2"), |k| {
+        is_ready(k) && common::revisions(k) == revisions
+    })
+    .await
+}
+
 #[tokio::test]
 async fn each_action_names_the_user_who_asked() {
     let mut e = Env::new(common::control_plane().await, "requester").await;
@@ -149,16 +180,7 @@ async fn each_action_names_the_user_who_asked() {
     );
 
     // user-b regenerates the secondary key.
-    let request = json!({
-        "spec": { "regenerate": { "secondary": { "revision": 2, "confirmLabel": LABEL } } }
-    });
-    as_b.patch("ks", &PatchParams::default(), &Patch::Merge(&request))
-        .await
-        .unwrap();
-    let ks = keyset_where(&e.keysets, "ks", "secondary revision 2", |k| {
-        is_ready(k) && common::revisions(k) == (1, 2)
-    })
-    .await;
+    let ks = regenerate(&e, &as_b, json!({}), "secondary", (1, 2)).await;
     e.ledger.record(&e.secrets.get("ks-keys").await.unwrap());
     let entry = &ks.status.as_ref().unwrap().history[0];
     assert_eq!(entry.action, "RegenerateSecondary");
@@ -174,18 +196,8 @@ async fn each_action_names_the_user_who_asked() {
 
     // Argo CD syncs a commit that raises the primary revision; the pipeline that wrote the
     // commit put its author in the manifest.
-    let synced = json!({
-        "metadata": { "annotations": { ON_BEHALF_OF_ANNOTATION: "Alice Example <alice@example.com>" } },
-        "spec": { "regenerate": { "primary": { "revision": 2, "confirmLabel": LABEL } } }
-    });
-    as_argocd
-        .patch("ks", &PatchParams::default(), &Patch::Merge(&synced))
-        .await
-        .unwrap();
-    let ks = keyset_where(&e.keysets, "ks", "primary revision 2", |k| {
-        is_ready(k) && common::revisions(k) == (2, 2)
-    })
-    .await;
+    let author = json!({ ON_BEHALF_OF_ANNOTATION: "Alice Example <alice@example.com>" });
+    let ks = regenerate(&e, &as_argocd, author, "primary", (2, 2)).await;
     e.ledger.record(&e.secrets.get("ks-keys").await.unwrap());
     let entry = &ks.status.as_ref().unwrap().history[0];
     assert_eq!(entry.action, "RegeneratePrimary");
@@ -195,20 +207,18 @@ async fn each_action_names_the_user_who_asked() {
     );
 
     // The operator's own writes (finalizer, status, Secret) stamped nothing.
-    assert_eq!(
-        stamps(&ks),
-        stamped(&[
-            (CREATED_BY_ANNOTATION, USER_A),
-            (
-                SECONDARY_REQUESTED_BY_ANNOTATION,
-                "user-b@example.com (revision 2)"
-            ),
-            (
-                PRIMARY_REQUESTED_BY_ANNOTATION,
-                &format!("{ARGOCD} (revision 2)")
-            ),
-        ])
-    );
+    let mut stamped_so_far = stamped(&[
+        (CREATED_BY_ANNOTATION, USER_A),
+        (
+            SECONDARY_REQUESTED_BY_ANNOTATION,
+            "user-b@example.com (revision 2)",
+        ),
+        (
+            PRIMARY_REQUESTED_BY_ANNOTATION,
+            &format!("{ARGOCD} (revision 2)"),
+        ),
+    ]);
+    assert_eq!(stamps(&ks), stamped_so_far);
     let secret = e.secrets.get("ks-keys").await.unwrap();
     let secret_annotations = secret.metadata.annotations.clone().unwrap_or_default();
     assert!(
@@ -267,21 +277,8 @@ async fn each_action_names_the_user_who_asked() {
         ),
         (Some(USER_C), None)
     );
-    assert_eq!(
-        stamps(&ks),
-        stamped(&[
-            (CREATED_BY_ANNOTATION, USER_A),
-            (
-                SECONDARY_REQUESTED_BY_ANNOTATION,
-                "user-b@example.com (revision 2)"
-            ),
-            (
-                PRIMARY_REQUESTED_BY_ANNOTATION,
-                &format!("{ARGOCD} (revision 2)")
-            ),
-            (REVOKED_BY_ANNOTATION, USER_C),
-        ])
-    );
+    stamped_so_far.insert(REVOKED_BY_ANNOTATION.into(), USER_C.into());
+    assert_eq!(stamps(&ks), stamped_so_far);
 
     // A revoked key set has no keys, so no key age.
     eventually(10, "the key age series to go", || async {
@@ -372,11 +369,8 @@ async fn each_action_names_the_user_who_asked() {
 async fn nobody_can_write_someone_elses_name() {
     let mut e = Env::new(common::control_plane().await, "forgery").await;
     let [a, _, _, d] = users(&e).await;
-    let as_a: Api<DataMinerKeySet> = Api::namespaced(a, &e.ns);
     let as_d: Api<DataMinerKeySet> = Api::namespaced(d, &e.ns);
-    common::apply(&as_a, &org_keyset("ks")).await.unwrap();
-    let ks = e.ready("ks").await;
-    e.ledger.record(&e.secrets.get("ks-keys").await.unwrap());
+    let ks = created_by(&mut e, a).await;
 
     // user-d claims user-a revoked it, or asked for a secondary key, or made it.
     for (key, value) in [
@@ -504,14 +498,7 @@ async fn a_long_odd_on_behalf_of_is_cut_not_refused() {
         "{recorded:?}"
     );
     // The Event went out, within what the API server accepts for a note.
-    let note = eventually(10, "the KeysCreated Event", || async {
-        common::events(&e.client, &e.ns, "ks")
-            .await
-            .into_iter()
-            .find(|ev| ev.0 == "KeysCreated")
-            .map(|ev| ev.1)
-    })
-    .await;
+    let note = common::event_note(&e.client, &e.ns, "ks", "KeysCreated").await;
     assert!(
         note.len() <= 1024 && note.ends_with("… (unverified)"),
         "{note}"
@@ -523,11 +510,8 @@ async fn a_long_odd_on_behalf_of_is_cut_not_refused() {
 async fn a_rotation_recovered_after_a_crash_still_names_its_requester() {
     let mut e = Env::new(common::control_plane().await, "requester-crash").await;
     let [a, b, _, _] = users(&e).await;
-    let as_a: Api<DataMinerKeySet> = Api::namespaced(a, &e.ns);
     let as_b: Api<DataMinerKeySet> = Api::namespaced(b, &e.ns);
-    common::apply(&as_a, &org_keyset("ks")).await.unwrap();
-    e.ready("ks").await;
-    e.ledger.record(&e.secrets.get("ks-keys").await.unwrap());
+    created_by(&mut e, a).await;
 
     // user-b asks; the operator writes the Secret and dies before recording anything.
     e.operator
@@ -552,14 +536,7 @@ async fn a_rotation_recovered_after_a_crash_still_names_its_requester() {
         (entry.action.as_str(), entry.revision, entry.by.as_deref()),
         ("RegeneratePrimary", Some(2), Some(USER_B))
     );
-    let note = eventually(10, "the PrimaryKeyRegenerated Event", || async {
-        common::events(&e.client, &e.ns, "ks")
-            .await
-            .into_iter()
-            .find(|ev| ev.0 == "PrimaryKeyRegenerated")
-            .map(|ev| ev.1)
-    })
-    .await;
+    let note = common::event_note(&e.client, &e.ns, "ks", "PrimaryKeyRegenerated").await;
     assert!(
         note.ends_with("; requested by user-b@example.com"),
         "{note}"

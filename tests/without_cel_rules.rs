@@ -65,14 +65,7 @@ async fn a_mismatched_request_changes_nothing_and_says_why() {
     let status = created.status.clone().unwrap();
     assert_eq!(status.created_by.as_deref(), Some("unknown"));
     assert_eq!(status.history[0].by.as_deref(), Some("unknown"));
-    let created_note = common::eventually(10, "the KeysCreated Event", || async {
-        common::events(&client, &ns, "ks")
-            .await
-            .into_iter()
-            .find(|ev| ev.0 == "KeysCreated")
-            .map(|ev| ev.1)
-    })
-    .await;
+    let created_note = common::event_note(&client, &ns, "ks", "KeysCreated").await;
     assert!(
         created_note.ends_with("; requested by unknown"),
         "{created_note}"

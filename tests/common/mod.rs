@@ -194,6 +194,18 @@ pub async fn event_count(client: &Client, ns: &str, name: &str, reason: &str) ->
         .sum()
 }
 
+/// The note of the first Event with `reason` about `name`, once there is one (at most 10 s).
+pub async fn event_note(client: &Client, ns: &str, name: &str, reason: &str) -> String {
+    eventually(10, &format!("a {reason} Event"), || async {
+        events(client, ns, name)
+            .await
+            .into_iter()
+            .find(|ev| ev.0 == reason)
+            .map(|ev| ev.1)
+    })
+    .await
+}
+
 /// Primary and secondary key values of a Secret (default data key names).
 pub fn key_values(secret: &Secret) -> (String, String) {
     let data = secret.data.as_ref().expect("Secret data");
