@@ -44,19 +44,9 @@ pub fn event(reporter: &Reporter, notice: Notice, regarding: ObjectReference) ->
 }
 
 /// events.k8s.io refuses a note over 1 KiB: a long Secret name, user name and on-behalf-of
-/// together could pass it, and a refused Event fails the reconcile. Cut on a character
-/// boundary, marked with `…`.
-fn fit_note(mut note: String) -> String {
-    const MAX: usize = 1024;
-    if note.len() > MAX {
-        let mut end = MAX - '…'.len_utf8();
-        while !note.is_char_boundary(end) {
-            end -= 1;
-        }
-        note.truncate(end);
-        note.push('…');
-    }
-    note
+/// together could pass it, and a refused Event fails the reconcile.
+fn fit_note(note: String) -> String {
+    crate::status::cut(note, 1024)
 }
 
 pub async fn publish(client: &Client, event: &Event) -> kube::Result<()> {

@@ -18,7 +18,7 @@ use k8s_openapi::{
 };
 
 pub use notices::{Notice, notices};
-pub use requester::{Requester, requester};
+pub use requester::{Requester, cut, requester};
 
 use crate::{
     api::{DataMinerKeySet, DataMinerKeySetStatus, HistoryEntry, KeyStatus, READY, REVOKED},

@@ -47,21 +47,27 @@ impl Requester {
     }
 }
 
-/// At most [`REQUESTER_MAX_BYTES`], cut on a character boundary, marked with `…` when cut; line
-/// breaks and other control characters become spaces (a note or a log line stays one line).
+/// At most [`REQUESTER_MAX_BYTES`]; line breaks and other control characters become spaces (a
+/// note or a log line stays one line).
 fn bounded(text: &str) -> String {
     let clean: String = text
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
-    if clean.len() <= REQUESTER_MAX_BYTES {
-        return clean;
+    cut(clean, REQUESTER_MAX_BYTES)
+}
+
+/// `text` in at most `max` bytes: cut on a character boundary and marked with `…` when longer.
+pub fn cut(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max - '…'.len_utf8();
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
     }
-    let mut end = REQUESTER_MAX_BYTES - '…'.len_utf8();
-    while !clean.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &clean[..end])
+    text
 }
 
 #[cfg(test)]
