@@ -7,13 +7,14 @@ DEV_STATE := $(CURDIR)/.dev-cluster
 # Where cargo puts binaries (honours CARGO_TARGET_DIR).
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: run test chaos bench control-plane crds static image e2e-kind
+.PHONY: run test chaos bench control-plane crds static release deny image e2e-kind
 
-## make test: everything CI checks (format, lint, CRD in sync, unit and integration tests on a
-## real kube-apiserver + etcd that is built and cached first).
+## make test: everything CI checks (format, lint, the dependency policy, CRD in sync, unit and
+## integration tests on a real kube-apiserver + etcd that is built and cached first).
 test: control-plane
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(MAKE) --no-print-directory deny
 	@mkdir -p target
 	$(CARGO) test --workspace 2>&1 | tee target/test-output.log
 	@# The operator suites again, with the operator holding only the Helm chart's permissions.
@@ -69,26 +70,46 @@ run: control-plane
 	    $(TARGET_DIR)/debug/dataminer-keys-operator $(RUN_ARGS); \
 	fi
 
-## Build (or find cached) kube-apiserver, kube-controller-manager, kubectl, etcd and helm, and
-## Prometheus' rule checker (the chart's PrometheusRule is checked with it).
+## Build (or find cached) kube-apiserver, kube-controller-manager, kubectl, etcd and helm,
+## Prometheus' rule checker (the chart's PrometheusRule is checked with it) and krew (the
+## release's plugin manifest is installed with it).
 control-plane:
 	@bash tests/control-plane/build.sh >/dev/null
 	@bash tests/control-plane/build-promrules.sh >/dev/null
+	@bash tests/control-plane/build-krew.sh >/dev/null
+
+## The dependency policy in deny.toml: licenses, banned crates, sources (cargo-deny, pinned and
+## cached). Advisories need the network: `cargo deny check advisories` where there is one.
+deny:
+	@deny=$$(bash tests/control-plane/build-cargo-deny.sh | tail -n1); \
+	"$$deny" --version; "$$deny" check licenses bans sources
 
 ## Regenerate the CRD from the Rust types, in crds/ and in the chart (tests fail on drift).
 crds:
 	$(CARGO) run --quiet --bin crdgen > $(CRD)
 	cp $(CRD) charts/dataminer-keys-operator/crds/
 
-## The static binary the container image ships. There is no Docker engine on our CI machines,
-## so CI builds the same fully static target with glibc (the Dockerfile uses musl) and checks it.
+## The static binaries: the operator (the container image ships the same) and the plugin. There
+## is no Docker engine on our CI machines, so CI builds the fully static target with glibc (the
+## Dockerfile uses musl) and checks it.
 STATIC_TARGET := x86_64-unknown-linux-gnu
 static:
 	RUSTFLAGS="-C target-feature=+crt-static" $(CARGO) build --release --locked \
-	  --target $(STATIC_TARGET) --bin dataminer-keys-operator
-	@bin=$(TARGET_DIR)/$(STATIC_TARGET)/release/dataminer-keys-operator; \
-	if readelf -d "$$bin" | grep -q NEEDED; then echo "[static] $$bin needs shared libraries" >&2; exit 1; fi; \
-	"$$bin" --version; ls -l "$$bin"
+	  --target $(STATIC_TARGET) --bin dataminer-keys-operator --bin kubectl-dmkeys
+	@for bin in $(TARGET_DIR)/$(STATIC_TARGET)/release/{dataminer-keys-operator,kubectl-dmkeys}; do \
+	  if readelf -d "$$bin" | grep -q NEEDED; then echo "[static] $$bin needs shared libraries" >&2; exit 1; fi; \
+	  "$$bin" --version; ls -l "$$bin"; \
+	done
+
+## make release: what a GitHub release of v<version> carries, under target/release-artifacts/
+## (the static operator, the plugin's krew archive and manifest, the packaged chart, the CRD
+## bundle, SHA256SUMS), then checked (.ci/check-release.sh). docs/release.md says how to cut one.
+RELEASE_DIR := target/release-artifacts
+release: control-plane static
+	bash .ci/release.sh --out $(RELEASE_DIR) \
+	  --operator $(TARGET_DIR)/$(STATIC_TARGET)/release/dataminer-keys-operator \
+	  --plugin $(TARGET_DIR)/$(STATIC_TARGET)/release/kubectl-dmkeys
+	bash .ci/check-release.sh $(RELEASE_DIR)
 
 ## Container image (needs Docker).
 IMAGE ?= dataminer-keys-operator:dev

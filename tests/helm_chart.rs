@@ -71,23 +71,7 @@ fn refused(values: &[&str]) -> String {
 
 /// Prometheus' own rule checker, built from tests/control-plane/promrules (cached).
 fn promrules() -> PathBuf {
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/control-plane/build-promrules.sh"
-    );
-    let out = Command::new("bash").arg(script).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    PathBuf::from(
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .last()
-            .unwrap(),
-    )
+    dmk_control_plane::built_by("build-promrules.sh").unwrap()
 }
 
 /// The chart's PrometheusRule, rendered with `values`: its `spec` as a Prometheus rule file.

@@ -52,7 +52,7 @@ pub enum Error {
         #[source]
         source: rcgen::Error,
     },
-    #[error("building the control plane binaries failed (tests/control-plane/build.sh): {0}")]
+    #[error("building a tool in tests/control-plane failed: {0}")]
     Build(String),
     #[error("{process} did not become ready within {seconds}s; last lines of {log}:\n{tail}")]
     NotReady {
@@ -538,7 +538,13 @@ pub fn binaries() -> Result<PathBuf> {
     if let Ok(dir) = std::env::var(BIN_DIR_ENV) {
         return Ok(PathBuf::from(dir));
     }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("build.sh");
+    built_by("build.sh")
+}
+
+/// Runs one of this directory's cached build scripts (`build.sh`, `build-krew.sh`, ...) and
+/// returns the path it prints last: the cached binary or directory.
+pub fn built_by(script: &str) -> Result<PathBuf> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join(script);
     let out = Command::new("bash")
         .arg(&script)
         .stderr(Stdio::inherit())
@@ -552,11 +558,11 @@ pub fn binaries() -> Result<PathBuf> {
         )));
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let dir = stdout
+    let last = stdout
         .lines()
         .last()
-        .ok_or_else(|| Error::Build("build.sh printed no directory".into()))?;
-    Ok(PathBuf::from(dir.trim()))
+        .ok_or_else(|| Error::Build(format!("{} printed no path", script.display())))?;
+    Ok(PathBuf::from(last.trim()))
 }
 
 /// Starts `cmd` supervised, appending its output to `<dir>/<name>.log`.
