@@ -104,7 +104,7 @@ fn release() -> &'static Release {
         assert!(out.status.success(), "strip: {out:?}");
         let dir = tmp.path().join("release-artifacts");
         let (base_url, served) = serve(dir.clone());
-        release_script(&dir, &plugin, &base_url);
+        release_script(&dir, &plugin, Some(&base_url));
         Release {
             dir,
             plugin,
@@ -116,7 +116,7 @@ fn release() -> &'static Release {
 }
 
 /// Runs `.ci/release.sh` into `dir`; panics with its output when it fails.
-fn release_script(dir: &Path, plugin: &Path, base_url: &str) {
+fn release_script(dir: &Path, plugin: &Path, base_url: Option<&str>) {
     let out = release_script_with(
         dir,
         env!("CARGO_BIN_EXE_dataminer-keys-operator"),
@@ -130,17 +130,23 @@ fn release_script(dir: &Path, plugin: &Path, base_url: &str) {
     );
 }
 
-fn release_script_with(dir: &Path, operator: &str, plugin: &Path, base_url: &str) -> Output {
-    Command::new("bash")
-        .arg(format!("{ROOT}/.ci/release.sh"))
+fn release_script_with(
+    dir: &Path,
+    operator: &str,
+    plugin: &Path,
+    base_url: Option<&str>,
+) -> Output {
+    let mut cmd = Command::new("bash");
+    cmd.arg(format!("{ROOT}/.ci/release.sh"))
         .arg("--out")
         .arg(dir)
         .args(["--operator", operator])
         .arg("--plugin")
-        .arg(plugin)
-        .args(["--base-url", base_url])
-        .output()
-        .unwrap()
+        .arg(plugin);
+    if let Some(url) = base_url {
+        cmd.args(["--base-url", url]);
+    }
+    cmd.output().unwrap()
 }
 
 /// A minimal HTTP/1.0 file server on a free loopback port: GET /v<version>/<name> -> the file.
@@ -266,9 +272,6 @@ fn krew_index_accepts_the_manifest_and_installs_the_plugin_from_its_uri() {
         sums.lines().any(|l| l == format!("{sha}  {TARBALL}")),
         "{sums}"
     );
-    // And the default uri, without --base-url, is the GitHub release of this version.
-    let script = std::fs::read_to_string(format!("{ROOT}/.ci/release.sh")).unwrap();
-    assert!(script.contains("base_url=${base_url:-$repo/releases/download/v$version}"));
 }
 
 #[test]
@@ -419,16 +422,29 @@ fn the_plugin_archive_is_krews_layout_and_reproducible() {
         "{listing}"
     );
 
+    // A second run, without --base-url: the same bytes, and a manifest that differs only in
+    // pointing at the GitHub release of this version.
     let again = tempfile::tempdir().unwrap();
     let dir = again.path().join("release-artifacts");
-    release_script(&dir, &release.plugin, &release.base_url);
-    for name in [TARBALL, "dmkeys.yaml", "dataminer-keys-operator-crds.yaml"] {
+    release_script(&dir, &release.plugin, None);
+    for name in [TARBALL, "dataminer-keys-operator-crds.yaml"] {
         assert_eq!(
             sha256_hex(&dir.join(name)),
             sha256_hex(&release.dir.join(name)),
             "{name} differs between two runs"
         );
     }
+    let github = format!(
+        "{}/releases/download/v{VERSION}",
+        env!("CARGO_PKG_REPOSITORY")
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("dmkeys.yaml")).unwrap(),
+        std::fs::read_to_string(release.dir.join("dmkeys.yaml"))
+            .unwrap()
+            .replace(&release.base_url, &github)
+    );
+    assert!(github.starts_with("https://github.com/"));
 }
 
 /// A release never mixes versions: binaries that print another version are refused before
@@ -446,7 +462,7 @@ fn the_release_script_refuses_mixed_versions_and_foreign_directories() {
         &dir,
         fake.to_str().unwrap(),
         &release.plugin,
-        &release.base_url,
+        Some(&release.base_url),
     );
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
@@ -465,7 +481,7 @@ fn the_release_script_refuses_mixed_versions_and_foreign_directories() {
         &precious,
         env!("CARGO_BIN_EXE_dataminer-keys-operator"),
         &release.plugin,
-        &release.base_url,
+        Some(&release.base_url),
     );
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
