@@ -85,7 +85,17 @@ async fn preflight(client: &Client, namespaces: &Namespaces) -> Result<(), Strin
         Namespaces::All => Api::all(client.clone()),
         Namespaces::Only(list) => Api::namespaced(client.clone(), &list[0]),
     };
-    match api.list(&ListParams::default().limit(1)).await {
+    // Bounded like the version call: a list held by the API server (overloaded, or API Priority
+    // and Fairness queueing it) must end start-up with a message, not hang it silently.
+    let listed = tokio::time::timeout(
+        Duration::from_secs(10),
+        api.list(&ListParams::default().limit(1)),
+    )
+    .await
+    .map_err(|_| {
+        "the Kubernetes API server did not answer a list of DataMinerKeySets within 10s".to_string()
+    })?;
+    match listed {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 404 => Err(
             "the DataMinerKeySet CRD is not installed: run `kubectl apply --server-side -f crds/` (or install the Helm chart)".into(),
@@ -124,24 +134,26 @@ async fn main() -> ExitCode {
     } else {
         Namespaces::Only(args.namespaces.clone())
     };
-    if let Err(message) = preflight(&client, &namespaces).await {
-        eprintln!("dataminer-keys-operator: {message}");
-        return ExitCode::FAILURE;
-    }
-
-    // The proof key lives beside the Lease, in the operator's own namespace.
+    // Start-up: the checks, then the proof key, which lives beside the Lease in the operator's
+    // own namespace. A stop asked for meanwhile ends the process at once: nothing has acted
+    // yet, and a slow API server would otherwise hold it until the kubelet's SIGKILL.
     let proof_secret = format!("{}-proof-key", args.lease_name);
-    let proof_key = match proof::load_or_create(
-        &client,
-        &args.leader_election_namespace,
-        &proof_secret,
-    )
-    .await
-    {
-        Ok(key) => key,
-        Err(message) => {
-            eprintln!("dataminer-keys-operator: {message}");
-            return ExitCode::FAILURE;
+    let start_up = async {
+        preflight(&client, &namespaces).await?;
+        proof::load_or_create(&client, &args.leader_election_namespace, &proof_secret).await
+    };
+    let mut stopped = stopping.clone();
+    let proof_key = tokio::select! {
+        started = start_up => match started {
+            Ok(key) => key,
+            Err(message) => {
+                eprintln!("dataminer-keys-operator: {message}");
+                return ExitCode::FAILURE;
+            }
+        },
+        _ = stopped.wait_for(|stop| *stop) => {
+            tracing::info!("stopped during start-up");
+            return ExitCode::SUCCESS;
         }
     };
 

@@ -1,4 +1,5 @@
-//! The operator as a process: HTTP endpoints, metrics, structured logs, leader election.
+//! The operator as a process: HTTP endpoints, metrics, structured logs, leader election, and a
+//! stop in each phase of its life (start-up, before the watches synced) on a real API server.
 
 mod common;
 
@@ -6,7 +7,11 @@ use common::{
     action_lines, apply, http_get, is_ready, keyset_where, operator::Operator, org_keyset,
 };
 use dataminer_keys_operator::api::DataMinerKeySet;
+use dmk_control_plane::ControlPlane;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::flowcontrol::v1::{FlowSchema, PriorityLevelConfiguration};
 use kube::Api;
+use kube::api::{DeleteParams, PostParams};
 use serde_json::json;
 use std::time::Duration;
 
@@ -147,4 +152,198 @@ async fn two_replicas_never_act_at_once_and_a_standby_takes_over() {
     );
     assert!(b.is_running());
     tokio::time::sleep(Duration::from_millis(100)).await;
+}
+
+/// API Priority and Fairness, used to hold one kind of request on the real API server: a
+/// FlowSchema sends the lists and watches of key sets in `ns` by any of its ServiceAccounts to a
+/// priority level with no seats, where they wait in a queue (until the server gives up on them,
+/// about 15 s later, with a 429). The test's own identity (system:masters) is exempt, so the
+/// operator runs as the chart's ServiceAccount.
+struct HeldKeySetLists {
+    levels: Api<PriorityLevelConfiguration>,
+    schemas: Api<FlowSchema>,
+    level: String,
+    schema: String,
+}
+
+impl HeldKeySetLists {
+    async fn start(cp: &ControlPlane, ns: &str) -> HeldKeySetLists {
+        let client = cp.client().await.unwrap();
+        let held = HeldKeySetLists {
+            levels: Api::all(client.clone()),
+            schemas: Api::all(client),
+            level: format!("dmk-no-seats-{ns}"),
+            schema: format!("dmk-hold-keyset-lists-{ns}"),
+        };
+        let level: PriorityLevelConfiguration = serde_json::from_value(json!({
+            "metadata": {"name": held.level},
+            "spec": {"type": "Limited", "limited": {
+                "nominalConcurrencyShares": 0, "lendablePercent": 0, "borrowingLimitPercent": 0,
+                "limitResponse": {"type": "Queue",
+                    "queuing": {"queues": 1, "handSize": 1, "queueLengthLimit": 50}}
+            }}
+        }))
+        .unwrap();
+        let schema: FlowSchema = serde_json::from_value(json!({
+            "metadata": {"name": held.schema},
+            "spec": {
+                "priorityLevelConfiguration": {"name": held.level},
+                "matchingPrecedence": 100,
+                "distinguisherMethod": {"type": "ByUser"},
+                "rules": [{
+                    "subjects": [{"kind": "ServiceAccount",
+                        "serviceAccount": {"namespace": ns, "name": "*"}}],
+                    "resourceRules": [{
+                        "verbs": ["list", "watch"],
+                        "apiGroups": ["keys.dataminer.services"],
+                        "resources": ["dataminerkeysets"],
+                        "namespaces": [ns]
+                    }]
+                }]
+            }
+        }))
+        .unwrap();
+        let pp = PostParams::default();
+        held.levels.create(&pp, &level).await.unwrap();
+        held.schemas.create(&pp, &schema).await.unwrap();
+        // In effect once a ServiceAccount's list of key sets no longer comes back (the API
+        // server applies the configuration asynchronously).
+        let probe: Api<DataMinerKeySet> =
+            Api::namespaced(cp.client_as_service_account(ns, "probe").await.unwrap(), ns);
+        common::eventually(30, "the FlowSchema in effect", || {
+            let probe = probe.clone();
+            async move {
+                tokio::time::timeout(Duration::from_secs(2), probe.list(&Default::default()))
+                    .await
+                    .is_err()
+                    .then_some(())
+            }
+        })
+        .await;
+        held
+    }
+
+    /// Until the operator's list waits in the level's queue (kube-apiserver's own gauge).
+    async fn until_queued(&self, cp: &ControlPlane) {
+        let client = cp.client().await.unwrap();
+        let series = format!("priority_level=\"{}\"", self.level);
+        common::eventually(30, "a key set list held in the queue", || {
+            let client = client.clone();
+            let series = series.clone();
+            async move {
+                let metrics = client
+                    .request_text(http::Request::get("/metrics").body(Vec::new()).unwrap())
+                    .await
+                    .ok()?;
+                metrics
+                    .lines()
+                    .filter(|l| {
+                        l.starts_with("apiserver_flowcontrol_current_inqueue_requests{")
+                            && l.contains(&series)
+                    })
+                    .any(|l| !l.ends_with(" 0"))
+                    .then_some(())
+            }
+        })
+        .await;
+    }
+
+    async fn end(self) {
+        let dp = DeleteParams::default();
+        let _ = self.schemas.delete(&self.schema, &dp).await;
+        let _ = self.levels.delete(&self.level, &dp).await;
+    }
+}
+
+/// SIGTERM, then at most 5 s for a clean exit; returns the log.
+async fn stops_at_once(op: &mut Operator) -> String {
+    let asked = std::time::Instant::now();
+    op.signal(15);
+    while op.is_running() && asked.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let logs = op.logs();
+    assert!(!op.is_running(), "still running 5 s after SIGTERM:\n{logs}");
+    let status = op.wait_exit(1);
+    assert!(status.success(), "{status}\n{logs}");
+    println!("exited {:?} after SIGTERM", asked.elapsed());
+    logs
+}
+
+/// A SIGTERM while start-up waits on the API server (here its preflight list of key sets,
+/// held) ends the process at once and cleanly, instead of when the kubelet's SIGKILL comes.
+#[tokio::test]
+async fn a_stop_during_start_up_exits_at_once() {
+    let cp = common::control_plane().await;
+    let ns = cp.namespace("stop-start").await.unwrap();
+    common::chart::grant(cp, "t", &ns, None).await;
+    let held = HeldKeySetLists::start(cp, &ns).await;
+    let mut op = common::chart::operator(cp, "t", &ns);
+    held.until_queued(cp).await;
+    let logs = stops_at_once(&mut op).await;
+    held.end().await;
+    assert!(logs.contains("stopped during start-up"), "{logs}");
+    assert!(!logs.contains("became leader"), "{logs}");
+}
+
+/// A start-up list the API server holds ends start-up after 10 s with a message that says so
+/// (the pod restarts and says why), not a process hanging in silence.
+#[tokio::test]
+async fn a_held_start_up_list_ends_with_a_message() {
+    let cp = common::control_plane().await;
+    let ns = cp.namespace("held-start").await.unwrap();
+    common::chart::grant(cp, "t", &ns, None).await;
+    let held = HeldKeySetLists::start(cp, &ns).await;
+    let mut op = common::chart::operator(cp, "t", &ns);
+    let status = op.wait_exit(14);
+    held.end().await;
+    let logs = op.logs();
+    assert!(!status.success(), "{logs}");
+    assert!(
+        logs.contains(
+            "dataminer-keys-operator: the Kubernetes API server did not answer a list of DataMinerKeySets within 10s"
+        ),
+        "{logs}"
+    );
+}
+
+/// A SIGTERM that lands before the watches have synced ends the process at once. kube's
+/// controller holds every reconcile until its cache is ready and, shutting down gracefully,
+/// stops filling that cache: without the operator's own exit for this case it would wait
+/// forever (seen once on a loaded CI machine). The operator passes start-up while another
+/// replica holds the Lease, the key set lists are held from then on, and the Lease is freed:
+/// the operator leads, starts its watches, and its first list waits in the queue.
+#[tokio::test]
+async fn a_stop_before_the_watches_synced_exits_at_once() {
+    let cp = common::control_plane().await;
+    let ns = cp.namespace("unsynced").await.unwrap();
+    let client = cp.client().await.unwrap();
+    common::chart::grant(cp, "t", &ns, None).await;
+    let leases: Api<Lease> = Api::namespaced(client.clone(), &ns);
+    let now = k8s_openapi::jiff::Timestamp::now();
+    let lease: Lease = serde_json::from_value(json!({
+        "metadata": {"name": "t-dataminer-keys-operator"},
+        "spec": {"holderIdentity": "another-replica", "leaseDurationSeconds": 3600,
+                 "acquireTime": now, "renewTime": now}
+    }))
+    .unwrap();
+    leases.create(&PostParams::default(), &lease).await.unwrap();
+
+    let mut op = common::chart::operator(cp, "t", &ns);
+    op.http_address().await; // past start-up: it serves, as a standby
+    let held = HeldKeySetLists::start(cp, &ns).await;
+    leases
+        .delete("t-dataminer-keys-operator", &DeleteParams::default())
+        .await
+        .unwrap();
+    common::eventually(30, "the operator to lead", || async {
+        op.logs().contains("became leader").then_some(())
+    })
+    .await;
+    held.until_queued(cp).await;
+    assert!(!op.logs().contains("watches synced"), "{}", op.logs());
+
+    let logs = stops_at_once(&mut op).await;
+    held.end().await;
+    assert!(logs.contains("stopped before the watches synced"), "{logs}");
 }
