@@ -401,8 +401,9 @@ async fn installed_with_helm_the_operator_roles_and_admission_policy_work() {
     })
     .await;
 
-    // People: the viewer sees key sets but no key; the admin manages them; the built-in view
-    // and edit roles got them by aggregation (kube-controller-manager fills those in).
+    // People: the viewer sees key sets and their Events but no key; the admin manages them; the
+    // built-in view and edit roles got them by aggregation (kube-controller-manager fills those
+    // in). Bound to the chart's roles alone, both read the audit trail (`describe`'s Events).
     for (user, role) in [
         ("viewer@example.com", "dataminer-keys-viewer"),
         ("admin@example.com", "dataminer-keys-admin"),
@@ -448,6 +449,18 @@ async fn installed_with_helm_the_operator_roles_and_admission_policy_work() {
             apply(&Api::namespaced(c.clone(), &team), &m).await.is_err(),
             "{viewer} cannot create"
         );
+    }
+    for user in [
+        "viewer@example.com",
+        "admin@example.com",
+        "view@example.com",
+        "edit@example.com",
+    ] {
+        let c = client_as(cp, user).await;
+        common::eventually(20, &format!("{user} reading the Events"), || async {
+            (common::event_count(&c, &team, "ks", "PrimaryKeyRegenerated").await == 1).then_some(())
+        })
+        .await;
     }
     for manager in ["admin@example.com", "edit@example.com"] {
         let c = client_as(cp, manager).await;
