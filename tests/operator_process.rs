@@ -256,18 +256,11 @@ impl HeldKeySetLists {
 }
 
 /// SIGTERM, then at most 5 s for a clean exit; returns the log.
-async fn stops_at_once(op: &mut Operator) -> String {
+fn stops_at_once(op: &mut Operator) -> String {
     let asked = std::time::Instant::now();
-    op.signal(15);
-    while op.is_running() && asked.elapsed() < Duration::from_secs(5) {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let logs = op.logs();
-    assert!(!op.is_running(), "still running 5 s after SIGTERM:\n{logs}");
-    let status = op.wait_exit(1);
-    assert!(status.success(), "{status}\n{logs}");
+    op.stop_within(5);
     println!("exited {:?} after SIGTERM", asked.elapsed());
-    logs
+    op.logs()
 }
 
 /// A SIGTERM while start-up waits on the API server (here its preflight list of key sets,
@@ -280,7 +273,7 @@ async fn a_stop_during_start_up_exits_at_once() {
     let held = HeldKeySetLists::start(cp, &ns).await;
     let mut op = common::chart::operator(cp, "t", &ns);
     held.until_queued(cp).await;
-    let logs = stops_at_once(&mut op).await;
+    let logs = stops_at_once(&mut op);
     held.end().await;
     assert!(logs.contains("stopped during start-up"), "{logs}");
     assert!(!logs.contains("became leader"), "{logs}");
@@ -343,7 +336,7 @@ async fn a_stop_before_the_watches_synced_exits_at_once() {
     held.until_queued(cp).await;
     assert!(!op.logs().contains("watches synced"), "{}", op.logs());
 
-    let logs = stops_at_once(&mut op).await;
+    let logs = stops_at_once(&mut op);
     held.end().await;
     assert!(logs.contains("stopped before the watches synced"), "{logs}");
 }

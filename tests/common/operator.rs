@@ -142,9 +142,14 @@ impl Operator {
 
     /// SIGTERM, as Kubernetes stops a pod; waits for a clean exit.
     pub fn stop(&mut self) {
+        self.stop_within(20);
+    }
+
+    /// SIGTERM; the process must exit cleanly within `secs` seconds.
+    pub fn stop_within(&mut self, secs: u64) {
         if let Some(mut child) = self.child.take() {
             unsafe { libc_kill(child.id() as i32, 15) };
-            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            let deadline = std::time::Instant::now() + Duration::from_secs(secs);
             while std::time::Instant::now() < deadline {
                 if let Some(status) = child.try_wait().unwrap() {
                     assert!(
@@ -157,7 +162,10 @@ impl Operator {
             }
             let _ = child.kill();
             let _ = child.wait();
-            panic!("the operator did not stop within 20s of SIGTERM");
+            panic!(
+                "the operator did not stop within {secs}s of SIGTERM:\n{}",
+                self.logs()
+            );
         }
     }
 
