@@ -38,11 +38,10 @@ pub enum Error {
     Timeout { step: &'static str, secs: u64 },
     #[error("{message}")]
     Finalizer { message: String },
-    #[error("publishing a {reason} Event: {message}; status not written, retrying")]
-    PublishEvent {
-        reason: &'static str,
-        message: String,
-    },
+    #[error(
+        "publishing a {reason} Event: {message}; the Event waits in status.pendingEvents, retrying"
+    )]
+    PublishEvent { reason: String, message: String },
     #[error("not written: this replica's leadership lapsed")]
     NotLeader,
 }

@@ -174,3 +174,67 @@ async fn a_secret_write_that_never_answers_ends_at_the_timeout_and_is_reported()
         "{metrics}"
     );
 }
+
+// Issue 21, item 10: the finalizer's patches go through the same guard as every other write.
+// Before, kube's finalizer helper sent them without the per-request bound: a patch the API
+// server never answered held the worker for ever.
+#[tokio::test(start_paused = true)]
+async fn a_finalizer_patch_that_never_answers_ends_at_the_timeout() {
+    let patched: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let log = patched.clone();
+    let service = tower::service_fn(move |req: Request<Body>| {
+        let log = log.clone();
+        async move {
+            let (method, path) = (req.method().clone(), req.uri().path().to_string());
+            let bytes = req.into_body().collect_bytes().await.unwrap();
+            match (method, path.as_str()) {
+                (
+                    Method::PATCH,
+                    "/apis/keys.dataminer.services/v1alpha1/namespaces/ns/dataminerkeysets/ks",
+                ) => {
+                    log.lock()
+                        .unwrap()
+                        .push(serde_json::from_slice(&bytes).unwrap());
+                    std::future::pending::<()>().await;
+                    unreachable!()
+                }
+                (m, p) => panic!("unexpected request {m} {p}"),
+            }
+            #[allow(unreachable_code)]
+            Ok::<Response<Body>, std::convert::Infallible>(respond(StatusCode::OK, &json!({})))
+        }
+    });
+    let ctx = Arc::new(Context::new(
+        kube::Client::new(service, "ns"),
+        Arc::new(Metrics::default()),
+        ProofKey::generate().unwrap(),
+        Some("test".into()),
+    ));
+    let mut ks = keyset();
+    ks["metadata"]["finalizers"] = json!(["example.com/other"]);
+    let ks: DataMinerKeySet = serde_json::from_value(ks).unwrap();
+    let started = tokio::time::Instant::now();
+    let result = tokio::time::timeout(
+        std::time::Duration::from_secs(3600),
+        controller::reconcile(Arc::new(ks), ctx),
+    )
+    .await
+    .expect("the reconcile still waits for the finalizer patch after an hour");
+    assert!(
+        matches!(
+            &result,
+            Err(Error::Timeout {
+                step: "adding the finalizer",
+                ..
+            })
+        ),
+        "{result:?}"
+    );
+    assert!(started.elapsed() < REQUEST_TIMEOUT * 2);
+    // The patch keeps the other finalizer and is conditional on the version read.
+    let sent = patched.lock().unwrap();
+    assert_eq!(
+        sent[0]["metadata"],
+        json!({ "finalizers": ["example.com/other", FINALIZER], "resourceVersion": "10" })
+    );
+}

@@ -4,7 +4,10 @@
 
 mod common;
 
-use common::{Env, LABEL};
+use common::{
+    Env, LABEL,
+    plugin::{PLUGIN, Plugin, decode},
+};
 use k8s_openapi::api::core::v1::Secret;
 use kube::{
     Api,
@@ -12,80 +15,9 @@ use kube::{
 };
 use serde_json::json;
 use std::{
-    io::Write,
     path::PathBuf,
-    process::{Command, Output, Stdio},
+    process::{Command, Stdio},
 };
-
-const PLUGIN: &str = env!("CARGO_BIN_EXE_kubectl-dmkeys");
-
-struct Plugin {
-    kubeconfig: Option<PathBuf>,
-    ns: String,
-}
-
-impl Plugin {
-    fn new(e: &Env, kubeconfig: Option<PathBuf>) -> Plugin {
-        Plugin {
-            kubeconfig,
-            ns: e.ns.clone(),
-        }
-    }
-
-    fn args(&self, args: &[&str]) -> Vec<String> {
-        let mut all = vec![];
-        if let Some(k) = &self.kubeconfig {
-            all.push(format!("--kubeconfig={}", k.display()));
-        }
-        all.push(format!("--namespace={}", self.ns));
-        all.extend(args.iter().map(|a| a.to_string()));
-        all
-    }
-
-    /// Runs the plugin with no terminal; returns (exit code, stdout, stderr).
-    fn run(&self, args: &[&str]) -> (i32, String, String) {
-        let out = Command::new(PLUGIN)
-            .args(self.args(args))
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        decode(out)
-    }
-
-    /// Runs the plugin in a pseudo-terminal, typing `input`; returns (exit code, terminal text).
-    fn run_in_pty(&self, args: &[&str], input: &str) -> (i32, String) {
-        let line = std::iter::once(PLUGIN.to_string())
-            .chain(self.args(args))
-            .map(|a| format!("'{a}'"))
-            .collect::<Vec<_>>()
-            .join(" ");
-        let mut child = Command::new("script")
-            .args(["-qec", &line, "/dev/null"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("util-linux script");
-        // Type once the prompt is up, as a person would.
-        std::thread::sleep(std::time::Duration::from_millis(1500));
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        let (code, out, err) = decode(child.wait_with_output().unwrap());
-        (code, out + &err)
-    }
-}
-
-fn decode(out: Output) -> (i32, String, String) {
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 fn keys(secret: &Secret) -> (String, String) {
     common::key_values(secret)

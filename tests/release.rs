@@ -589,6 +589,14 @@ fn the_dockerfile_copies_a_workspace_cargo_can_build() {
             "Dockerfile does not copy {needed}"
         );
     }
+    // Every platform's crates in the local cache first (a build fetches only the host's),
+    // so the offline load below depends on the build context alone.
+    let fetched = Command::new(env!("CARGO"))
+        .args(["fetch", "--locked"])
+        .current_dir(ROOT)
+        .status()
+        .unwrap();
+    assert!(fetched.success(), "cargo fetch");
     let out = Command::new(env!("CARGO"))
         .args(["metadata", "--locked", "--offline", "--format-version", "1"])
         .current_dir(tmp.path())

@@ -233,3 +233,115 @@ async fn names_and_metadata_that_cannot_be_written_get_no_secret_at_all() {
         );
     }
 }
+
+// Issue 21, item 6: a problem below the one Ready shows is announced once while it lasts, not
+// on every re-check (SecretConflict plus a mismatch used to repeat the mismatch Warning on every
+// reconcile, for ever).
+#[tokio::test]
+async fn every_problem_is_announced_once_while_it_lasts() {
+    use k8s_openapi::api::core::v1::Secret;
+    let cp = control_plane().await;
+    let ns = cp.namespace("no-cel-once").await.unwrap();
+    let client = cp.client().await.unwrap();
+    // Re-checked every second, so a repeat would show within the wait below.
+    let operator = common::operator::Operator::start_with(cp, &ns, &["--resync-seconds=1"]);
+    let keysets: kube::Api<DataMinerKeySet> = kube::Api::namespaced(client.clone(), &ns);
+    let secrets: kube::Api<Secret> = kube::Api::namespaced(client.clone(), &ns);
+    let foreign: Secret = serde_json::from_value(json!({
+        "metadata": { "name": "ks-keys" },
+        "stringData": { "token": "someone else's" }
+    }))
+    .unwrap();
+    secrets
+        .create(&kube::api::PostParams::default(), &foreign)
+        .await
+        .unwrap();
+    let mut manifest = org_keyset("ks");
+    manifest["spec"]["regenerate"] = json!({"primary": {"revision": 2, "confirmLabel": "wrong"}});
+    apply(&keysets, &manifest).await.unwrap();
+    let ks = keyset_where(&keysets, "ks", "SecretConflict", |k| {
+        common::condition(k, "Ready").is_some_and(|c| c.reason == "SecretConflict")
+    })
+    .await;
+    let (_, message) = ready_reason(&ks);
+    assert!(
+        message.contains("not owned by this key set") && message.contains("set confirmLabel to"),
+        "Ready names both problems: {message}"
+    );
+    tokio::time::sleep(std::time::Duration::from_secs(8)).await;
+    for reason in ["SecretConflict", "ConfirmationMismatch"] {
+        assert_eq!(
+            common::event_count(&client, &ns, "ks", reason).await,
+            1,
+            "{reason} announced once; operator log:\n{}",
+            operator.logs()
+        );
+    }
+}
+
+// Issue 21, item 5: text from users is data. On a cluster without the CRD's rules a label can
+// hold escape sequences: the controller refuses the spec as admission would, and the plugin
+// prints every user's string escaped (an OSC 52 sequence would otherwise rewrite the admin's
+// clipboard, a cursor movement hide rows).
+#[tokio::test]
+async fn escape_sequences_in_a_label_are_refused_and_never_reach_the_terminal() {
+    use common::plugin::Plugin;
+    let cp = control_plane().await;
+    let e = Env::new(cp, "no-cel-escape").await;
+    let p = Plugin::new(&e, cp.kubeconfig_path().map(std::path::PathBuf::from));
+    let clipboard = "\u{1b}]52;c;aGFja2Vk\u{7}";
+    let hostile = format!("Pipeline{clipboard}\u{1b}[1A\u{9b}2K done");
+    let mut manifest = org_keyset("ks");
+    manifest["spec"]["label"] = json!(hostile);
+    manifest["spec"]["scope"]["organization"]["name"] = json!(format!("org{clipboard}"));
+    // Created from JSON: the YAML of a server-side apply cannot carry a raw C1 character.
+    e.keysets
+        .create(&Default::default(), &common::keyset(manifest))
+        .await
+        .unwrap();
+    let ks = keyset_where(&e.keysets, "ks", "InvalidSpec", |k| {
+        common::condition(k, "Ready").is_some_and(|c| c.reason == "InvalidSpec")
+    })
+    .await;
+    assert!(
+        ready_reason(&ks).1.contains("control characters"),
+        "{:?}",
+        ready_reason(&ks)
+    );
+    assert!(e.secrets.get_opt("ks-keys").await.unwrap().is_none());
+
+    let raw =
+        |text: &str| text.contains('\u{1b}') || text.contains('\u{9b}') || text.contains('\u{7}');
+    for args in [
+        &["list", "--all-namespaces"][..],
+        &["list", "-o", "wide"],
+        &["describe", "ks"],
+        &["list", "-o", "yaml"],
+    ] {
+        let (code, out, err) = p.run(args);
+        assert_eq!(code, 0, "{args:?}: {err}");
+        assert!(
+            !raw(&out) && !raw(&err),
+            "{args:?} printed a control character"
+        );
+        assert!(
+            out.contains("Pipeline") && out.contains("52;c;aGFja2Vk"),
+            "{args:?} still shows the text: {out}"
+        );
+    }
+    let (_, out, _) = p.run(&["describe", "ks"]);
+    assert!(
+        out.contains(r"Pipeline\u{1b}]52;c;aGFja2Vk\u{7}\u{1b}[1A\u{9b}2K done"),
+        "{out}"
+    );
+
+    // The revoke prompt shows the label escaped; typing something else changes nothing.
+    let (code, screen) = p.run_in_pty(&["revoke", "ks"], "nope\n");
+    assert_eq!(code, 4, "{screen}");
+    assert!(
+        !raw(&screen),
+        "the prompt printed a control character: {screen:?}"
+    );
+    assert!(screen.contains(r"Pipeline\u{1b}]52"), "{screen}");
+    assert!(e.keysets.get("ks").await.unwrap().spec.revoke.is_none());
+}

@@ -235,8 +235,9 @@ impl Writer {
             secret_uid,
             now: Timestamp::now(),
         };
-        for notice in status::notices(ks, &applied) {
-            let event = events::event(&self.reporter, notice, ks.object_ref(&()));
+        let notices = status::notices(ks, &applied);
+        for queued in status::queue(ks, notices, applied.now) {
+            let event = events::event(&self.reporter, &queued, ks.object_ref(&()));
             events::publish(&self.client, &event)
                 .await
                 .map_err(|e| e.to_string())?;

@@ -106,7 +106,9 @@ pub struct DataMinerKeySetSpec {
             "!self.matches(r'^", crate::whitespace_class!(), "') && !self.matches(r'",
             crate::whitespace_class!(), "$')"
         ))
-            .message("spec.label must not start or end with whitespace (spaces, tabs, line breaks, no-break spaces or any other Unicode whitespace): remove it")
+            .message("spec.label must not start or end with whitespace (spaces, tabs, line breaks, no-break spaces or any other Unicode whitespace): remove it"),
+        validation = Rule::new(concat!("!self.matches(r'", crate::control_class!(), "')"))
+            .message("spec.label must not contain control characters (line breaks, tabs, escape sequences, C1 controls): type it as plain text")
     )]
     pub label: String,
 
@@ -294,6 +296,10 @@ pub struct RegenerateSpec {
     pub secondary: Option<RegenerateRequest>,
 }
 
+/// The highest revision a key can have: admission refuses a request above it, and the operator
+/// never writes one (a slot there cannot be replaced; create a new key set).
+pub const MAX_REVISION: i64 = 1_000_000_000;
+
 /// Ask for a key slot to be at `revision`. Raising it by any amount regenerates the key once.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -304,7 +310,7 @@ pub struct RegenerateSpec {
 )]
 pub struct RegenerateRequest {
     /// The revision this key should be at (the key set starts at 1).
-    #[schemars(range(min = 1, max = 1_000_000_000))]
+    #[schemars(range(min = 1, max = MAX_REVISION))]
     pub revision: i64,
     /// Must equal `spec.label` exactly: the typed confirmation.
     #[schemars(length(max = 100))]

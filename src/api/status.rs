@@ -7,6 +7,11 @@ use serde::{Deserialize, Serialize};
 /// Condition types.
 pub const READY: &str = "Ready";
 pub const REVOKED: &str = "Revoked";
+/// True while audit Events the API server refused wait in `status.pendingEvents`.
+pub const AUDIT_PENDING: &str = "AuditPending";
+/// The condition types this operator writes. Any other condition in status belongs to another
+/// writer (an audit tool, a policy engine) and is left alone.
+pub const OWN_CONDITIONS: [&str; 3] = [READY, REVOKED, AUDIT_PENDING];
 
 /// What the operator last did and saw. Fingerprints are short SHA-256 prefixes, never keys.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
@@ -52,6 +57,26 @@ pub struct DataMinerKeySetStatus {
     /// The most recent actions, newest first (bounded).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<HistoryEntry>,
+    /// Audit Events the API server refused (a rate limit, a quota, an admission policy), oldest
+    /// first: published later with backoff, each once, then removed. The change itself is
+    /// already in the keys and history above.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending_events: Vec<PendingEvent>,
+}
+
+/// An audit Event not yet published.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingEvent {
+    /// `Normal` or `Warning`.
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub reason: String,
+    pub action: String,
+    /// The Event's note: fingerprints and revisions, never a key.
+    pub note: String,
+    /// When the operator first tried to publish it.
+    pub at: Time,
 }
 
 /// One key slot as last generated.

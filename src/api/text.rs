@@ -20,6 +20,45 @@ macro_rules! whitespace_class {
     };
 }
 
+/// C0 and C1 control characters (and DEL) as an RE2 class, for CEL rules: exactly the
+/// characters Rust's `char::is_control` accepts, which is what the controller checks. Text from
+/// users is data: a label holding `ESC ] 52` could otherwise rewrite an admin's clipboard when a
+/// tool prints it.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! control_class {
+    () => {
+        r"[\x00-\x1f\x7f-\x{9f}]"
+    };
+}
+
+/// True when `s` holds a C0 or C1 control character.
+pub fn has_control(s: &str) -> bool {
+    s.chars().any(char::is_control)
+}
+
+/// Characters that change how a terminal shows the text around them without being control
+/// characters: bidirectional overrides and isolates, zero-width marks, line and paragraph
+/// separators, the byte order mark.
+fn is_format(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+}
+
+/// `s` safe to print on a terminal: every control or format character written as a visible
+/// `\u{..}` escape, everything else as it is.
+pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(|c| c.is_control() || is_format(c)) {
+        return s.into();
+    }
+    s.chars()
+        .map(|c| match c.is_control() || is_format(c) {
+            true => c.escape_unicode().to_string(),
+            false => c.to_string(),
+        })
+        .collect::<String>()
+        .into()
+}
+
 /// Longest label value Kubernetes accepts; the key set's name becomes one on its Secret.
 pub const MAX_LABEL_VALUE: usize = 63;
 
@@ -102,6 +141,33 @@ mod tests {
         assert!(
             !is_label_value("-x") && !is_label_value(&"x".repeat(64)) && !is_label_value("a b")
         );
+    }
+
+    #[test]
+    fn the_cel_control_class_is_exactly_what_the_controller_refuses() {
+        assert_eq!(control_class!(), r"[\x00-\x1f\x7f-\x{9f}]");
+        let controls: Vec<u32> = (0..=char::MAX as u32)
+            .filter_map(char::from_u32)
+            .filter(|c| c.is_control())
+            .map(|c| c as u32)
+            .collect();
+        let listed: Vec<u32> = (0x00..=0x1f).chain(0x7f..=0x9f).collect();
+        assert_eq!(controls, listed);
+    }
+
+    #[test]
+    fn printable_text_cannot_drive_a_terminal() {
+        assert_eq!(printable("GitHub pipeline ✓"), "GitHub pipeline ✓");
+        let osc52 = "x\u{1b}]52;c;aGk=\u{7}y";
+        assert_eq!(printable(osc52), r"x\u{1b}]52;c;aGk=\u{7}y");
+        assert_eq!(printable("a\u{9b}2Jb"), r"a\u{9b}2Jb", "C1 CSI");
+        assert_eq!(
+            printable("evil\u{202e}txt"),
+            r"evil\u{202e}txt",
+            "bidi override"
+        );
+        assert_eq!(printable("two\nlines\r"), r"two\u{a}lines\u{d}");
+        assert!(has_control("a\u{85}") && !has_control("a\u{202e}"));
     }
 
     #[test]

@@ -17,7 +17,14 @@ async fn main() -> ExitCode {
     match dataminer_keys_operator::plugin::run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
-            eprintln!("error: {}", f.message);
+            // Messages quote the API server and key sets (users' text): each line made
+            // printable, the line breaks the plugin itself put there kept.
+            let lines: Vec<_> = f
+                .message
+                .split('\n')
+                .map(dataminer_keys_operator::api::printable)
+                .collect();
+            eprintln!("error: {}", lines.join("\n"));
             ExitCode::from(f.code)
         }
     }

@@ -316,15 +316,22 @@ impl Cache {
     }
 
     /// After a status write made on `ks` as it was cached; `result` is the resourceVersion the
-    /// API server gave the key set.
+    /// API server gave the key set. A write the API server answered with the same
+    /// resourceVersion changed nothing and causes no watch event: waiting for one would freeze
+    /// the key set (issue 21), so it is forgotten instead.
     pub(super) fn status_written(&self, ks: &DataMinerKeySet, result: Option<String>) {
+        let on = ks.metadata.resource_version.as_deref();
         let mut memo = self.memo.lock().expect("cache lock");
         let entry = memo.entry(key(ks).into()).or_default();
-        entry.status_written = Some(Box::new(StatusWrite {
-            on: ks.metadata.resource_version.as_deref().map(Token::new),
-            produced: result.as_deref().map(Token::new),
-            awaited: false,
-        }));
+        entry.status_written = match (on, result.as_deref()) {
+            (Some(on), Some(produced)) if on != produced => Some(Box::new(StatusWrite {
+                on: Some(Token::new(on)),
+                produced: Some(Token::new(produced)),
+                awaited: false,
+            })),
+            // Unchanged, or a version we cannot compare: no echo to wait for.
+            _ => None,
+        };
     }
 
     /// True when `ks` is the version the last status write was made on: the cache is behind, and
@@ -503,6 +510,12 @@ mod tests {
         assert!(cache.is_own_status_write(&keyset_at("12")));
         assert!(cache.is_stale(&keyset_at("11")));
         assert!(!cache.is_stale(&keyset_at("12")));
+
+        // A write the API server answered unchanged (same resourceVersion) has no echo: the key
+        // set at that version is not stale, or it would never be reconciled again.
+        cache.status_written(&keyset_at("12"), Some("12".into()));
+        assert!(!cache.is_stale(&keyset_at("12")));
+        assert!(!cache.is_own_status_write(&keyset_at("12")));
     }
 
     fn secret(uid: &str, rv: &str, owner: &str, controller: bool) -> Secret {

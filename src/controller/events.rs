@@ -12,7 +12,7 @@ use k8s_openapi::{
 };
 use kube::{Api, Client, api::PostParams};
 
-use crate::status::Notice;
+use crate::status::Queued;
 
 /// Who reports: the controller's name and this replica.
 pub struct Reporter {
@@ -20,8 +20,8 @@ pub struct Reporter {
     pub instance: String,
 }
 
-/// The Event for `notice` about `regarding`.
-pub fn event(reporter: &Reporter, notice: Notice, regarding: ObjectReference) -> Event {
+/// The Event for `queued` about `regarding`.
+pub fn event(reporter: &Reporter, queued: &Queued, regarding: ObjectReference) -> Event {
     let now = Timestamp::now();
     let name = regarding.name.clone().unwrap_or_default();
     Event {
@@ -32,10 +32,10 @@ pub fn event(reporter: &Reporter, notice: Notice, regarding: ObjectReference) ->
             ..Default::default()
         },
         event_time: Some(MicroTime(now)),
-        type_: Some(if notice.warning { "Warning" } else { "Normal" }.into()),
-        reason: Some(notice.reason.into()),
-        action: Some(notice.action.into()),
-        note: Some(fit_note(notice.note)),
+        type_: Some(queued.event.type_.clone()),
+        reason: Some(queued.event.reason.clone()),
+        action: Some(queued.event.action.clone()),
+        note: Some(fit_note(queued.note())),
         regarding: Some(regarding),
         reporting_controller: Some(reporter.controller.clone()),
         reporting_instance: Some(reporter.instance.clone()),

@@ -8,10 +8,8 @@ use std::{sync::Arc, time::Duration};
 
 use kube::{
     Api, ResourceExt,
-    runtime::{
-        controller::Action,
-        finalizer::{self, finalizer},
-    },
+    api::{Patch, PatchParams},
+    runtime::controller::Action,
 };
 use tracing::instrument;
 
@@ -19,7 +17,7 @@ use super::{
     Context,
     apply::apply,
     cache::Kept,
-    calls::ensure_leading,
+    calls::{call, ensure_leading},
     destroy::destroy_keys,
     observe::{Observed, Read, observe},
     report::report,
@@ -72,8 +70,10 @@ fn object_name(ks: &DataMinerKeySet) -> String {
     format!("{}/{}", ks.namespace().unwrap_or_default(), ks.name_any())
 }
 
-/// Plans from the watch cache (see [`super::cache`]), then runs the finalizer: keys for a live
-/// key set, cleanup for one being deleted.
+/// Plans from the watch cache (see [`super::cache`]), then: keys for a live key set, cleanup
+/// for one being deleted. The finalizer is added and removed here rather than by kube's
+/// `finalizer` helper, so that those two writes go through the same guard as every other one:
+/// only while leading, bounded in time (issue 21).
 async fn reconcile_once(cached: &Arc<DataMinerKeySet>, ctx: &Context) -> Result<Action> {
     // The cache has not yet delivered our own last status write: planning from it would record
     // a change twice. That write's watch event reconciles again.
@@ -82,30 +82,64 @@ async fn reconcile_once(cached: &Arc<DataMinerKeySet>, ctx: &Context) -> Result<
     }
     let keysets: Api<DataMinerKeySet> =
         Api::namespaced(ctx.client.clone(), &cached.namespace().unwrap_or_default());
-    let result = finalizer(&keysets, FINALIZER, cached.clone(), |event| async {
-        match event {
-            finalizer::Event::Apply(ks) => reconcile_keyset(&ks, ctx, &keysets).await,
-            finalizer::Event::Cleanup(ks) => {
-                ctx.metrics
-                    .keyset_moved(ctx.cache.swap_state(&ks, None), None);
-                destroy_keys(&ks, ctx).await
-            }
+    let has_finalizer = cached.finalizers().iter().any(|f| f == FINALIZER);
+    match (cached.metadata.deletion_timestamp.is_some(), has_finalizer) {
+        (false, true) => reconcile_keyset(cached, ctx, &keysets).await,
+        // Its watch event brings the key set back with the finalizer in place.
+        (false, false) => {
+            let mut finalizers = cached.finalizers().to_vec();
+            finalizers.push(FINALIZER.into());
+            set_finalizers(cached, ctx, &keysets, finalizers, "adding the finalizer").await?;
+            Ok(Action::await_change())
         }
-    })
-    .await;
-    result.map_err(|e| match e {
-        finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => e,
-        finalizer::Error::AddFinalizer(kube::Error::Api(s))
-        | finalizer::Error::RemoveFinalizer(kube::Error::Api(s))
-            if s.code == 409 || s.code == 422 =>
-        {
-            // The key set changed under the JSON patch's test: retry soon.
-            Error::Changed
+        (true, true) => {
+            ctx.metrics
+                .keyset_moved(ctx.cache.swap_state(cached, None), None);
+            let action = destroy_keys(cached, ctx).await?;
+            let finalizers = cached
+                .finalizers()
+                .iter()
+                .filter(|f| *f != FINALIZER)
+                .cloned()
+                .collect();
+            set_finalizers(cached, ctx, &keysets, finalizers, "removing the finalizer").await?;
+            Ok(action)
         }
-        other => Error::Finalizer {
-            message: other.to_string(),
-        },
-    })
+        // Being deleted, our work done: nothing to do.
+        (true, false) => Ok(Action::await_change()),
+    }
+}
+
+/// Writes the key set's finalizers, only onto the version read (a merge patch carrying the
+/// resourceVersion: a key set changed since is refused with 409 and planned again), only while
+/// leading, and bounded like every call.
+async fn set_finalizers(
+    ks: &DataMinerKeySet,
+    ctx: &Context,
+    keysets: &Api<DataMinerKeySet>,
+    finalizers: Vec<String>,
+    step: &'static str,
+) -> Result<()> {
+    ensure_leading(ctx)?;
+    let patch = serde_json::json!({
+        "metadata": { "finalizers": finalizers, "resourceVersion": ks.resource_version() }
+    });
+    match call(keysets.patch(
+        &ks.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    ))
+    .await
+    {
+        Ok(_) => Ok(()),
+        // Gone already (its last finalizer was removed by someone else): nothing left to do.
+        Err(e) if e.code() == Some(404) => Ok(()),
+        // Changed under us (409), or the patch no longer applies (422): plan again soon.
+        Err(e) if matches!(e.code(), Some(409) | Some(422)) => Err(Error::Changed),
+        Err(e) => Err(e.into_error(step, |source| Error::Finalizer {
+            message: format!("{step}: {source}"),
+        })),
+    }
 }
 
 /// The script for a live key set.
@@ -140,15 +174,32 @@ async fn reconcile_keyset(
         },
     };
     let (applied, failure) = apply(ks, ctx, plan, observed).await?;
-    let next = status::next_status(ks, &applied);
+    let mut next = status::next_status(ks, &applied);
     // A lapsed leader writes nothing more; the next leader finds (and records) what was written.
     ensure_leading(ctx)?;
-    report(ks, ctx, &applied).await?;
+    // A refused Event does not stop the status write: status must never claim a key the
+    // Secret no longer holds. It waits in status and is retried with backoff.
+    let unpublished = report(ks, ctx, &applied).await?;
+    let refused = unpublished
+        .refusal
+        .as_ref()
+        .zip(unpublished.events.first())
+        .map(|(message, first)| Error::PublishEvent {
+            reason: first.event.reason.clone(),
+            message: message.clone(),
+        });
+    status::settle(
+        ks,
+        &mut next,
+        unpublished.events,
+        unpublished.refusal.as_deref(),
+        applied.now,
+    );
     write_status(ks, ctx, keysets, &next).await?;
     let state = Some(state(&applied, &next));
     ctx.metrics
         .keyset_moved(ctx.cache.swap_state(ks, state), state);
-    match failure {
+    match failure.or(refused) {
         Some(error) => Err(error),
         None => Ok(next_check(&applied.plan)),
     }

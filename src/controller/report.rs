@@ -1,35 +1,41 @@
-//! The report step: Events, then one audit log line per change, then metrics.
+//! The report step: one audit log line per change, metrics, then the Events, in order.
 //!
-//! Events come before the status write: a crash in between repeats an Event on the next run (its
-//! note carries the same revision and fingerprint), where the other order would lose it for
-//! good. An Event that cannot be published fails the reconcile before the status write, so the
-//! retry finds the same change again (the Secret is ahead of status) and announces it then:
-//! every change is announced at least once.
+//! A refused Event does not stop the reconcile (issue 21: it used to, and status then kept
+//! claiming keys the Secret no longer held for as long as Events were refused). Publishing stops
+//! at the first refusal; that Event and the ones after it are written to status as pending
+//! (`status::settle`) and published by a later reconcile, with backoff. Events already
+//! published are not queued again, so partial success never publishes one twice.
+//!
+//! Events and log lines still come before the status write: a crash in between repeats them on
+//! the next run (same revision and fingerprint in the note), where the other order would lose
+//! them for good.
 
 use kube::{Resource, ResourceExt};
 
-use super::{Context, calls::REQUEST_TIMEOUT, events};
+use super::{
+    Context,
+    calls::{REQUEST_TIMEOUT, ensure_leading},
+    events,
+};
 use crate::{
     api::DataMinerKeySet,
-    error::{Error, Result},
+    error::Result,
     plan::{Change, Slot},
-    status::{self, Applied},
+    status::{self, Applied, Queued},
 };
 
-pub(super) async fn report(ks: &DataMinerKeySet, ctx: &Context, applied: &Applied) -> Result<()> {
-    for notice in status::notices(ks, applied) {
-        let reason = notice.reason;
-        let event = events::event(&ctx.reporter, notice, ks.object_ref(&()));
-        let published =
-            tokio::time::timeout(REQUEST_TIMEOUT, events::publish(&ctx.client, &event)).await;
-        if !matches!(published, Ok(Ok(_))) {
-            let message = match published {
-                Ok(Err(e)) => e.to_string(),
-                _ => format!("no answer within {}s", REQUEST_TIMEOUT.as_secs()),
-            };
-            return Err(Error::PublishEvent { reason, message });
-        }
-    }
+/// What could not be published: the Events from the first refused one on, and why.
+pub(super) struct Unpublished {
+    pub events: Vec<Queued>,
+    /// The API server's answer to the refused Event; `None` when all were published.
+    pub refusal: Option<String>,
+}
+
+pub(super) async fn report(
+    ks: &DataMinerKeySet,
+    ctx: &Context,
+    applied: &Applied,
+) -> Result<Unpublished> {
     for change in &applied.plan.changes {
         log_change(ks, change, applied);
         ctx.metrics.action(change.name());
@@ -37,9 +43,35 @@ pub(super) async fn report(ks: &DataMinerKeySet, ctx: &Context, applied: &Applie
     for problem in &applied.plan.problems {
         tracing::warn!(problem = problem.reason(), "key set needs attention");
     }
-    Ok(())
+    let mut queue = status::queue(ks, status::notices(ks, applied), applied.now).into_iter();
+    while let Some(queued) = queue.next() {
+        // Every write only while leading, each Event included.
+        ensure_leading(ctx)?;
+        let event = events::event(&ctx.reporter, &queued, ks.object_ref(&()));
+        let published =
+            tokio::time::timeout(REQUEST_TIMEOUT, events::publish(&ctx.client, &event)).await;
+        let refusal = match published {
+            Ok(Ok(())) => continue,
+            Ok(Err(kube::Error::Api(s))) => format!("{} (HTTP {} {})", s.message, s.code, s.reason),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("no answer within {}s", REQUEST_TIMEOUT.as_secs()),
+        };
+        ctx.metrics.write_failed("event");
+        tracing::warn!(
+            reason = queued.event.reason,
+            refusal,
+            "audit Event refused; kept in status as pending"
+        );
+        return Ok(Unpublished {
+            events: std::iter::once(queued).chain(queue).collect(),
+            refusal: Some(refusal),
+        });
+    }
+    Ok(Unpublished {
+        events: Vec::new(),
+        refusal: None,
+    })
 }
-
 /// One structured line per change, the audit record in the logs: self-contained (it names the
 /// key set, not only its span), fingerprints only, and who asked (`requested_by`, absent for a
 /// Secret recreated after a deletion; `on_behalf_of`, unverified).

@@ -16,7 +16,7 @@ use crate::{
     api::{DataMinerKeySet, DataMinerKeySetStatus},
     error::{Error, Result},
     secret::FIELD_MANAGER,
-    status::HISTORY_LIMIT,
+    status::{self, HISTORY_LIMIT},
 };
 
 pub(super) async fn write_status(
@@ -25,7 +25,8 @@ pub(super) async fn write_status(
     keysets: &Api<DataMinerKeySet>,
     next: &DataMinerKeySetStatus,
 ) -> Result<()> {
-    if ks.status.as_ref() == Some(next) {
+    // Conditions another writer added are theirs: they neither cause a write nor are written.
+    if status::unchanged(ks.status.as_ref(), next) {
         return Ok(());
     }
     // A key set from the watch came without its history (cache.rs): the apply restates the

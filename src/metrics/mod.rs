@@ -34,7 +34,7 @@ pub struct ActionLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OperationLabels {
-    /// `create`, `update` or `delete`.
+    /// `create`, `update`, `delete`, `generate` or `event` (an audit Event refused).
     pub operation: String,
 }
 

@@ -25,7 +25,7 @@ pub use crate::api::Slot;
 pub use trust::is_operators;
 pub use validate::validate;
 
-use crate::api::{DataMinerKeySetSpec, DataMinerKeySetStatus};
+use crate::api::{DataMinerKeySetSpec, DataMinerKeySetStatus, MAX_REVISION};
 use trust::{Ownership, Trust, ownership, trust};
 
 /// What one slot of the Secret holds.
@@ -167,6 +167,9 @@ pub enum Problem {
     /// The API server refused a write, or did not answer in time (set by the apply layer; the
     /// text carries the server's reason).
     WriteFailed(String),
+    /// New keys are needed (the Secret is gone) but these slots are at [`MAX_REVISION`]: a key
+    /// is never written at a revision it already had, so nothing is written.
+    RevisionLimit(Vec<Slot>),
 }
 
 /// A key the Secret holds and the operator vouches for: its revision and fingerprint.
@@ -186,6 +189,7 @@ impl Problem {
             Problem::SecretDrift(_) => "SecretDrift",
             Problem::SecretMissing => "SecretMissing",
             Problem::WriteFailed(_) => "SecretWriteFailed",
+            Problem::RevisionLimit(_) => "RevisionLimit",
         }
     }
 
@@ -200,7 +204,7 @@ impl Problem {
     pub fn severity(&self) -> u8 {
         match self {
             Problem::InvalidSpec(_) => 5,
-            Problem::SecretConflict => 4,
+            Problem::SecretConflict | Problem::RevisionLimit(_) => 4,
             Problem::WriteFailed(_) => 3,
             Problem::ConfirmationMismatch(_) => 2,
             Problem::SecretDrift(_) => 1,
@@ -337,6 +341,14 @@ pub fn plan(input: &PlanInput) -> Plan {
             let slots = Slot::BOTH.map(|slot| SlotPlan::Generate {
                 revision: (stored(slot) + 1).max(requested(slot).unwrap_or(0)),
             });
+            let over: Vec<Slot> = Slot::BOTH
+                .into_iter()
+                .filter(|s| slots[s.index()].revision() > MAX_REVISION)
+                .collect();
+            if !over.is_empty() {
+                plan.problems.push(Problem::RevisionLimit(over));
+                return plan;
+            }
             plan.write = SecretWrite::Create { slots };
             if created_before {
                 plan.problems.push(Problem::SecretMissing);

@@ -725,3 +725,34 @@ fn unwritable_names_metadata_and_whitespace_are_invalid_specs() {
         }
     }
 }
+
+#[test]
+fn a_slot_at_the_revision_limit_is_never_written_above_it() {
+    // The Secret is gone; a recreation would need MAX_REVISION + 1 for the primary.
+    let p = run(
+        &spec(),
+        &status(MAX_REVISION, "a", 1, "b"),
+        SecretSeen::Absent,
+    );
+    assert_eq!(p.write, SecretWrite::None);
+    assert!(p.changes.is_empty());
+    assert_eq!(
+        p.problems,
+        vec![Problem::RevisionLimit(vec![Slot::Primary])]
+    );
+    // Up to the limit is fine, and a request above it is an invalid spec (no CEL rules).
+    let at_limit = with_request(spec(), Slot::Secondary, MAX_REVISION, LABEL);
+    let p = run(&at_limit, &status(1, "a", 1, "b"), steady());
+    assert_eq!(
+        p.write,
+        SecretWrite::Update {
+            slots: [KEEP(1), GEN(MAX_REVISION)]
+        }
+    );
+    let over = with_request(spec(), Slot::Secondary, MAX_REVISION + 1, LABEL);
+    let p = run(&over, &status(1, "a", 1, "b"), steady());
+    assert!(
+        matches!(p.problems.as_slice(), [Problem::InvalidSpec(m)] if m.contains("at most 1000000000")),
+        "{p:?}"
+    );
+}

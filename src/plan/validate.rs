@@ -2,7 +2,9 @@
 //! were bypassed) and everything the API server would refuse to write later.
 
 use super::PlanInput;
-use crate::api::{MAX_LABEL_VALUE, is_label_value, is_qualified_name};
+use crate::api::{
+    MAX_LABEL_VALUE, MAX_REVISION, Slot, has_control, is_label_value, is_qualified_name,
+};
 
 /// Rules the CRD enforces at admission, checked again for clusters where they were bypassed,
 /// and everything the API server would refuse to write later.
@@ -20,6 +22,9 @@ pub fn validate(input: &PlanInput) -> Result<(), String> {
     if label.trim() != label {
         return Err("spec.label must not start or end with whitespace".into());
     }
+    if has_control(label) {
+        return Err("spec.label must not contain control characters".into());
+    }
     match (&spec.scope.organization, &spec.scope.system) {
         (Some(_), Some(_)) | (None, None) => {
             return Err("spec.scope needs exactly one of organization or system".into());
@@ -36,6 +41,17 @@ pub fn validate(input: &PlanInput) -> Result<(), String> {
     perms.sort();
     if perms.windows(2).any(|w| w[0] == w[1]) {
         return Err("spec.permissions lists a permission twice".into());
+    }
+    for slot in Slot::BOTH {
+        if spec
+            .request(slot)
+            .is_some_and(|r| r.revision > MAX_REVISION)
+        {
+            return Err(format!(
+                "spec.regenerate.{}.revision must be at most {MAX_REVISION}",
+                slot.name()
+            ));
+        }
     }
     let names = spec.data_key_names();
     if names[0] == names[1] {

@@ -9,7 +9,7 @@ use super::{
     failure::{Result, exit, fail},
     session::Session,
 };
-use crate::api::{REVOKED, Slot};
+use crate::api::{MAX_REVISION, REVOKED, Slot};
 
 pub(super) async fn regenerate(session: &Session, args: RegenerateArgs) -> Result<()> {
     let (name, slot) = (args.name, Slot::from(args.slot));
@@ -18,6 +18,16 @@ pub(super) async fn regenerate(session: &Session, args: RegenerateArgs) -> Resul
         .recorded(slot)
         .cloned()
         .ok_or_else(|| fail(exit::ERROR, format!("key set {name} has no keys yet")))?;
+    if current.revision >= MAX_REVISION {
+        return Err(fail(
+            exit::ERROR,
+            format!(
+                "the {} key of {name} is at revision {}, the highest a revision can be, so it cannot be regenerated; create a new key set for new keys (and revoke this one)",
+                slot.name(),
+                current.revision
+            ),
+        ));
+    }
     let target = current.revision + 1;
     let action = format!(
         "This replaces the {} key of {name} (now revision {}, {}). Anything still using it stops working.",

@@ -5,7 +5,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use kube::ResourceExt;
 
 use super::failure::{Result, exit, fail};
-use crate::api::DataMinerKeySet;
+use crate::api::{DataMinerKeySet, printable};
 
 /// Asks the user to type the label; `None` when not interactive.
 fn prompt_label(ks: &DataMinerKeySet, action: &str) -> Option<String> {
@@ -13,11 +13,13 @@ fn prompt_label(ks: &DataMinerKeySet, action: &str) -> Option<String> {
         return None;
     }
     let mut err = std::io::stderr();
-    let _ = writeln!(err, "{action}");
+    let _ = writeln!(err, "{}", printable(action));
+    // The label is a user's text: shown escaped (admission refuses control characters, but a
+    // cluster without the CRD's rules may hold one, and then it cannot be typed anyway).
     let _ = write!(
         err,
         "Type the key set's label ({}) to confirm: ",
-        ks.spec.label
+        printable(&ks.spec.label)
     );
     let _ = err.flush();
     let mut line = String::new();

@@ -3,7 +3,7 @@
 use k8s_openapi::{api::events::v1::Event, jiff::Timestamp};
 use kube::ResourceExt;
 
-use crate::api::{DataMinerKeySet, KeyStatus, READY};
+use crate::api::{DataMinerKeySet, KeyStatus, READY, printable};
 
 /// `2m`, `3h`, `5d`, the way kubectl shows ages.
 pub fn age(since: Option<&Timestamp>, now: Timestamp) -> String {
@@ -100,7 +100,14 @@ pub fn table(
     align(&rows)
 }
 
+/// Aligns the cells in columns. Every cell is made printable first: labels, names, messages
+/// and notes are users' text, never terminal control (issue 21).
 fn align(rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|v| printable(v).into_owned()).collect())
+        .collect();
+    let rows = rows.as_slice();
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..columns)
         .map(|c| {
@@ -139,7 +146,7 @@ pub fn describe(
     let status = ks.status.clone().unwrap_or_default();
     let (scope, target) = ks.spec.scope_and_target();
     let mut out = String::new();
-    let mut line = |k: &str, v: String| out += &format!("{k:<14}{v}\n");
+    let mut line = |k: &str, v: String| out += &format!("{k:<14}{}\n", printable(&v));
     line("Name:", ks.name_any());
     line("Namespace:", ks.namespace().unwrap_or_default());
     line("Label:", ks.spec.label.clone());
@@ -205,7 +212,10 @@ pub fn describe(
     for c in &status.conditions {
         out += &format!(
             "  {:<8} {:<6} {:<22} {}\n",
-            c.type_, c.status, c.reason, c.message
+            printable(&c.type_),
+            printable(&c.status),
+            printable(&c.reason),
+            printable(&c.message)
         );
     }
     out += "History:\n";
@@ -223,19 +233,19 @@ pub fn describe(
         if let Some(o) = &h.on_behalf_of {
             parts.push(format!("on behalf of {o} (unverified)"));
         }
-        out += &format!("  {}\n", parts.join("  "));
+        out += &format!("  {}\n", printable(&parts.join("  ")));
     }
     out += "Events:\n";
     match events {
-        Err(why) => out += &format!("  <cannot list Events: {why}>\n"),
+        Err(why) => out += &format!("  <cannot list Events: {}>\n", printable(why)),
         Ok(events) if events.is_empty() => out += "  <none>\n",
         Ok(events) => {
             for e in events {
                 out += &format!(
                     "  {:<8} {:<24} {}\n",
-                    e.type_.clone().unwrap_or_default(),
-                    e.reason.clone().unwrap_or_default(),
-                    e.note.clone().unwrap_or_default()
+                    printable(e.type_.as_deref().unwrap_or_default()),
+                    printable(e.reason.as_deref().unwrap_or_default()),
+                    printable(e.note.as_deref().unwrap_or_default())
                 );
             }
         }

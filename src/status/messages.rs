@@ -43,6 +43,14 @@ pub(super) fn problem_message(
             describe(applied.held(Slot::Primary)),
             describe(applied.held(Slot::Secondary)),
         ),
+        Problem::RevisionLimit(slots) => {
+            let names: Vec<&str> = slots.iter().map(|s| s.name()).collect();
+            format!(
+                "Secret {secret} is gone and new keys are needed, but the {} key is at revision {}, the highest a revision can be; nothing was written. Create a new key set for new keys (and revoke this one)",
+                names.join(" and "),
+                crate::api::MAX_REVISION
+            )
+        }
         Problem::WriteFailed(m) => format!(
             "writing Secret {secret} failed, nothing was recorded as done: {m}; retrying with backoff"
         ),

@@ -8,6 +8,7 @@
 //! [`Applied`] is this layer's input. The controller's apply step builds it; it is defined here
 //! because status sits below the controller and may not import it.
 
+mod audit;
 mod messages;
 mod notices;
 mod requester;
@@ -17,12 +18,16 @@ use k8s_openapi::{
     jiff::Timestamp,
 };
 
+pub use audit::{PENDING_LIMIT, Queued, queue, settle};
 pub use notices::{Notice, notices};
 pub use requester::{Requester, cut, requester};
 
 use crate::{
-    api::{DataMinerKeySet, DataMinerKeySetStatus, HistoryEntry, KeyStatus, READY, REVOKED},
-    plan::{Change, Held, Plan, Slot},
+    api::{
+        AUDIT_PENDING, DataMinerKeySet, DataMinerKeySetStatus, HistoryEntry, KeyStatus,
+        OWN_CONDITIONS, READY, REVOKED,
+    },
+    plan::{Change, Held, Plan, Problem, Slot},
 };
 use messages::{describe, problem_message, regenerated};
 
@@ -49,6 +54,9 @@ impl Applied {
     }
 }
 
+/// Between the problems the Ready message names.
+pub(crate) const ALSO: &str = " Also: ";
+
 /// The Ready condition's (status, reason, message).
 fn readiness(ks: &DataMinerKeySet, applied: &Applied) -> (bool, &'static str, String) {
     if applied.plan.revoked {
@@ -58,15 +66,23 @@ fn readiness(ks: &DataMinerKeySet, applied: &Applied) -> (bool, &'static str, St
             "the key set is revoked; its keys are destroyed".into(),
         );
     }
-    // The most important problem decides; SecretMissing is repaired by this very plan.
-    if let Some(p) = applied
+    // The most important problem decides the reason; the message names every problem, so
+    // each one's Warning is announced once while it lasts (notices.rs). SecretMissing is
+    // repaired by this very plan.
+    let mut blocking: Vec<&Problem> = applied
         .plan
         .problems
         .iter()
         .filter(|p| p.blocks_readiness())
-        .max_by_key(|p| p.severity())
-    {
-        return (false, p.reason(), problem_message(ks, p, applied));
+        .collect();
+    blocking.sort_by_key(|p| std::cmp::Reverse(p.severity()));
+    if let Some(first) = blocking.first() {
+        let mut message = problem_message(ks, first, applied);
+        for other in &blocking[1..] {
+            message.push_str(ALSO);
+            message.push_str(&problem_message(ks, other, applied));
+        }
+        return (false, first.reason(), message);
     }
     match applied.held.iter().any(Option::is_some) {
         true => (
@@ -199,6 +215,16 @@ pub fn next_status(ks: &DataMinerKeySet, applied: &Applied) -> DataMinerKeySetSt
             )
         },
     ];
+    // Until the controller settles this reconcile's Events (audit.rs), what was pending stays.
+    let conditions = conditions
+        .into_iter()
+        .chain(
+            old.conditions
+                .iter()
+                .filter(|c| c.type_ == AUDIT_PENDING)
+                .cloned(),
+        )
+        .collect();
 
     DataMinerKeySetStatus {
         observed_generation: generation,
@@ -239,7 +265,28 @@ pub fn next_status(ks: &DataMinerKeySet, applied: &Applied) -> DataMinerKeySetSt
         }),
         conditions,
         history,
+        pending_events: old.pending_events.clone(),
     }
+}
+
+/// True when writing `next` would change nothing the operator owns: conditions of other
+/// writers (listed in `old`, never in `next`) do not count, and order does not matter.
+pub fn unchanged(old: Option<&DataMinerKeySetStatus>, next: &DataMinerKeySetStatus) -> bool {
+    let Some(old) = old else { return false };
+    let own = |s: &DataMinerKeySetStatus| {
+        let mut conditions: Vec<_> = s
+            .conditions
+            .iter()
+            .filter(|c| OWN_CONDITIONS.contains(&c.type_.as_str()))
+            .cloned()
+            .collect();
+        conditions.sort_by(|a, b| a.type_.cmp(&b.type_));
+        DataMinerKeySetStatus {
+            conditions,
+            ..s.clone()
+        }
+    };
+    own(old) == own(next)
 }
 
 #[cfg(test)]
@@ -507,6 +554,64 @@ mod tests {
             ready(vec![Problem::SecretMissing]),
             ("True".into(), "KeysReady".into())
         );
+    }
+
+    #[test]
+    fn ready_names_every_problem_and_each_is_announced_once() {
+        let mut ks = keyset();
+        let created = plan(vec![Change::KeysCreated], vec![]);
+        ks.status = Some(next_status(&ks, &applied(&created, held(1, 1), at(1))));
+        let both = plan(
+            vec![],
+            vec![
+                Problem::ConfirmationMismatch(vec!["spec.revoke"]),
+                Problem::SecretConflict,
+            ],
+        );
+        let first = applied(&both, held(1, 1), at(2));
+        let reasons: Vec<_> = notices(&ks, &first).iter().map(|n| n.reason).collect();
+        assert_eq!(reasons, ["ConfirmationMismatch", "SecretConflict"]);
+        ks.status = Some(next_status(&ks, &first));
+        let ready = ks.status.as_ref().unwrap().conditions[0].clone();
+        assert_eq!(ready.reason, "SecretConflict", "the one to fix first");
+        assert!(ready.message.contains("spec.revoke"), "{}", ready.message);
+        assert!(notices(&ks, &applied(&both, held(1, 1), at(3))).is_empty());
+        // The lower one gone and back: announced again.
+        let conflict = plan(vec![], vec![Problem::SecretConflict]);
+        ks.status = Some(next_status(&ks, &applied(&conflict, held(1, 1), at(4))));
+        let again: Vec<_> = notices(&ks, &applied(&both, held(1, 1), at(5)))
+            .iter()
+            .map(|n| n.reason)
+            .collect();
+        assert_eq!(again, ["ConfirmationMismatch"]);
+    }
+
+    #[test]
+    fn another_writers_condition_causes_no_write() {
+        let mut ks = keyset();
+        let created = plan(vec![Change::KeysCreated], vec![]);
+        let ours = next_status(&ks, &applied(&created, held(1, 1), at(1)));
+        let mut stored = ours.clone();
+        stored.conditions.insert(
+            0,
+            Condition {
+                type_: "audit.example.com/Reviewed".into(),
+                status: "True".into(),
+                reason: "Reviewed".into(),
+                message: String::new(),
+                observed_generation: None,
+                last_transition_time: Time(at(0)),
+            },
+        );
+        ks.status = Some(stored.clone());
+        let next = next_status(&ks, &applied(&plan(vec![], vec![]), held(1, 1), at(2)));
+        assert!(unchanged(Some(&stored), &next), "{next:?}");
+        assert!(
+            next.conditions
+                .iter()
+                .all(|c| OWN_CONDITIONS.contains(&c.type_.as_str()))
+        );
+        assert!(!unchanged(None, &next));
     }
 
     #[test]

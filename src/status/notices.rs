@@ -1,7 +1,7 @@
 //! The Events a reconcile publishes: one per change, and one per problem that is new.
 
 use super::{
-    Applied,
+    ALSO, Applied,
     messages::{change_note, problem_message},
 };
 use crate::{
@@ -41,8 +41,12 @@ pub fn notices(ks: &DataMinerKeySet, applied: &Applied) -> Vec<Notice> {
     for problem in &applied.plan.problems {
         let reason = problem.reason();
         let message = problem_message(ks, problem, applied);
+        // The Ready message names every problem (mod.rs, readiness): one it names already
+        // was announced when it appeared.
         let already_reported = !matches!(problem, Problem::SecretMissing)
-            && old_ready.is_some_and(|c| c.reason == reason && c.message == message);
+            && old_ready.is_some_and(|c| {
+                c.status == "False" && c.message.split(ALSO).any(|shown| shown == message)
+            });
         if !already_reported {
             out.push(Notice {
                 warning: true,

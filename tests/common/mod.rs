@@ -32,6 +32,7 @@ pub async fn client_and_namespace(prefix: &str) -> (kube::Client, String) {
 
 pub mod chart;
 pub mod operator;
+pub mod plugin;
 pub mod proxy;
 
 use dataminer_keys_operator::api::DataMinerKeySet;

@@ -79,7 +79,7 @@ rm -rf "$bin_dir"
 mv "$staging" "$bin_dir"
 trap - EXIT
 "$bin_dir/kube-apiserver" --version >&2
-"$bin_dir/etcd" --version | head -1 >&2
+"$bin_dir/etcd" --version | sed -n 1p >&2  # sed reads all: head would SIGPIPE etcd (exit 141 under pipefail)
 "$bin_dir/helm" version --short >&2
 log "done: $bin_dir"
 echo "$bin_dir"
