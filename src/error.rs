@@ -44,6 +44,9 @@ pub enum Error {
     PublishEvent { reason: String, message: String },
     #[error("not written: this replica's leadership lapsed")]
     NotLeader,
+    /// Reading or writing the revoked lineages (controller/tombstones.rs).
+    #[error("{step} (the revoked lineages): {message}")]
+    Tombstones { step: &'static str, message: String },
 }
 
 impl Error {
@@ -60,6 +63,7 @@ impl Error {
             Error::Finalizer { .. } => "finalizer",
             Error::NotLeader => "not_leader",
             Error::PublishEvent { .. } => "publish_event",
+            Error::Tombstones { .. } => "tombstones",
         }
     }
 }

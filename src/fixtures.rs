@@ -100,6 +100,7 @@ pub fn plan(changes: Vec<Change>, problems: Vec<Problem>) -> Plan {
         revoked: false,
         secret_uid: None,
         holds: [None, None],
+        lineage: None,
     }
 }
 
@@ -123,6 +124,7 @@ pub fn applied(plan: &Plan, held: [Option<Held>; 2], now: Timestamp) -> Applied 
         plan: plan.clone(),
         held,
         secret_uid: None,
+        lineage: None,
         now,
     }
 }

@@ -63,6 +63,10 @@ struct Args {
     /// This replica's identity in the Lease and in Events (defaults to POD_NAME, then host-pid).
     #[arg(long, env = "POD_NAME")]
     identity: Option<String>,
+    /// Label and annotation key prefixes refused in `spec.secret.labels/annotations`, besides
+    /// the built-in replication tools' (docs/security.md). Comma-separated.
+    #[arg(long = "deny-secret-metadata-prefix", value_delimiter = ',')]
+    deny_secret_metadata_prefixes: Vec<String>,
 }
 
 fn init_logging(args: &Args) {
@@ -214,9 +218,11 @@ async fn main() -> ExitCode {
         tracing::info!(identity, "became leader");
     }
 
-    let mut ctx = Context::new(client, metrics.clone(), proof_key, Some(identity));
+    let mut ctx = Context::new(client, metrics.clone(), proof_key, Some(identity))
+        .with_tombstones(&args.leader_election_namespace, &args.lease_name);
     ctx.leadership = elector.as_ref().map(Elector::leadership);
     ctx.resync = Duration::from_secs(args.resync_seconds);
+    ctx.denied_prefixes = args.deny_secret_metadata_prefixes.clone();
     let ctx = Arc::new(ctx);
     let controllers = controller::controllers(ctx, &namespaces, args.concurrency, stopping.clone());
     let stores = controllers.stores;

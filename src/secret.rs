@@ -10,7 +10,7 @@ use crate::{
     api::{DataMinerKeySet, Slot},
     keys::KeyValue,
     plan::{SecretSeen, SlotSeen},
-    proof::ProofKey,
+    proof::{self, Owner, ProofKey},
 };
 
 /// The one field manager of this operator (Secrets and key set status).
@@ -26,12 +26,15 @@ pub const PRIMARY_REVISION_ANNOTATION: &str = "keys.dataminer.services/primary-r
 pub const SECONDARY_REVISION_ANNOTATION: &str = "keys.dataminer.services/secondary-revision";
 pub const PRIMARY_PROOF_ANNOTATION: &str = "keys.dataminer.services/primary-proof";
 pub const SECONDARY_PROOF_ANNOTATION: &str = "keys.dataminer.services/secondary-proof";
-/// Annotations the plan decides per slot (never taken from the user, never "layout").
-const SLOT_ANNOTATIONS: [&str; 4] = [
+/// The key set's lineage (proof.rs, `Owner`): which generation of the name the keys belong to.
+pub const LINEAGE_ANNOTATION: &str = "keys.dataminer.services/lineage";
+/// Annotations the plan decides (never taken from the user, never "layout").
+const SLOT_ANNOTATIONS: [&str; 5] = [
     PRIMARY_REVISION_ANNOTATION,
     SECONDARY_REVISION_ANNOTATION,
     PRIMARY_PROOF_ANNOTATION,
     SECONDARY_PROOF_ANNOTATION,
+    LINEAGE_ANNOTATION,
 ];
 
 pub fn proof_annotation(slot: Slot) -> &'static str {
@@ -87,18 +90,25 @@ pub fn build(
     proof_key: &ProofKey,
     values: [&KeyValue; 2],
     revisions: [i64; 2],
+    lineage: &str,
     precondition: Option<(String, String)>,
 ) -> Secret {
     let with_user_metadata = precondition.is_some();
     let (uid, resource_version) = precondition.unzip();
     let (labels, mut annotations) = desired_metadata(ks, with_user_metadata);
-    let keyset_uid = ks.uid().unwrap_or_default();
+    let (namespace, name) = (ks.namespace().unwrap_or_default(), ks.name_any());
+    let owner = Owner {
+        namespace: &namespace,
+        name: &name,
+        lineage,
+    };
+    annotations.insert(LINEAGE_ANNOTATION.into(), lineage.into());
     for slot in Slot::BOTH {
         let (value, revision) = (values[slot as usize], revisions[slot as usize]);
         annotations.insert(revision_annotation(slot).into(), revision.to_string());
         annotations.insert(
             proof_annotation(slot).into(),
-            proof_key.sign(&keyset_uid, slot, revision, value),
+            proof_key.sign(owner, slot, revision, value),
         );
     }
     let names = ks.spec.data_key_names();
@@ -140,7 +150,9 @@ fn has_controller_ref(ks: &DataMinerKeySet, secret: &Secret) -> bool {
 /// Reads the Secret for the plan: per slot the revision annotation, the value's fingerprint,
 /// and the revision at which the operator's proof of the value verifies (checked at every
 /// revision the operator may have written, so an edited annotation neither fakes nor hides a
-/// key). Also returns the values, for the slots the plan keeps.
+/// key). Proofs are checked for the lineage the Secret's annotation names (a hint: the proof
+/// covers it), or for the key set's uid (0.1.0's proofs). Also returns the values, for the slots
+/// the plan keeps. `tombstoned` is not known here (the controller asks its tombstones).
 pub fn observe(
     ks: &DataMinerKeySet,
     status: &crate::api::DataMinerKeySetStatus,
@@ -160,6 +172,15 @@ pub fn observe(
     });
     let annotations = secret.annotations();
     let keyset_uid = ks.uid().unwrap_or_default();
+    let (namespace, name) = (ks.namespace().unwrap_or_default(), ks.name_any());
+    let claimed = annotations.get(LINEAGE_ANNOTATION).map(String::as_str);
+    let owner = Owner {
+        namespace: &namespace,
+        name: &name,
+        lineage: claimed.unwrap_or_default(),
+    };
+    let mut current = true;
+    let mut lineage_proven = false;
     let slots = Slot::BOTH.map(|slot| {
         let revision = annotations
             .get(revision_annotation(slot))
@@ -167,7 +188,7 @@ pub fn observe(
         let value = values[slot as usize].as_ref();
         let proof = annotations.get(proof_annotation(slot));
         // The operator can only have written the recorded revision, the next one (a
-        // recreation) or the requested one: try those, whatever the annotation says.
+        // recreation), the requested one, or (a restore) the annotated one: try those.
         let recorded = status.slot(slot).map(|k| k.revision);
         let requested = ks.spec.request(slot).map(|r| r.revision);
         let candidates = [revision, recorded, recorded.map(|r| r + 1), requested];
@@ -175,18 +196,27 @@ pub fn observe(
             candidates
                 .into_iter()
                 .flatten()
-                .find(|&r| proof_key.verify(&keyset_uid, slot, r, value, proof))
+                .find(|&r| proof_key.verify(owner, &keyset_uid, slot, r, value, proof))
         });
+        let is_current = proof.is_some_and(|p| proof::is_current(p));
+        current &= is_current;
+        lineage_proven |= proven.is_some() && is_current && claimed.is_some();
         SlotSeen {
             revision,
             fingerprint: value.map(KeyValue::fingerprint),
             proven,
         }
     });
+    let lineage = claimed.filter(|_| lineage_proven).map(str::to_string);
+    // Proofs of 0.1.0, or a lineage other than the one recorded: rewritten at the next write.
+    let lineage_as_recorded = status.lineage.is_none() || status.lineage == lineage;
     let seen = SecretSeen::Present {
         uid: secret.uid().unwrap_or_default(),
         slots,
-        layout_in_sync: layout_in_sync(ks, secret),
+        layout_in_sync: layout_in_sync(ks, secret) && current && lineage_as_recorded,
+        lineage,
+        controlled: has_controller_ref(ks, secret),
+        tombstoned: false,
     };
     (seen, values)
 }

@@ -299,3 +299,91 @@ async fn a_label_with_control_characters_is_refused_at_admission() {
     }
     assert!(e.keysets.get_opt("ks").await.unwrap().is_none());
 }
+
+// Item 9: labels and annotations that make another controller copy the Secret are refused at
+// admission: the built-in prefixes by the CRD, the chart's own by its policy.
+#[tokio::test]
+async fn secret_metadata_that_copies_the_secret_is_refused_at_admission() {
+    let e = env("deny-metadata").await;
+    let with = |field: &str, key: &str| {
+        let mut m = org_keyset("ks");
+        m["spec"]["secret"][field] = json!({ key: "team-b" });
+        m
+    };
+    for (field, key) in [
+        ("annotations", "replicator.v1.mittwald.de/replicate-to"),
+        (
+            "annotations",
+            "reflector.v1.k8s.emberstack.com/reflection-allowed",
+        ),
+        ("labels", "kubed.appscode.com/sync"),
+    ] {
+        let refused = apply(&e.keysets, &with(field, key)).await.unwrap_err();
+        assert!(
+            refused
+                .to_string()
+                .contains("make other controllers copy the Secret"),
+            "{key}: {refused}"
+        );
+    }
+
+    // The chart adds a prefix of its own: its policy refuses it too.
+    let helm = dmk_control_plane::binaries().unwrap().join("helm");
+    let out = std::process::Command::new(helm)
+        .args([
+            "template",
+            "deny",
+            common::chart::CHART,
+            "--kube-version",
+            "1.36.3",
+        ])
+        .args(["--set", "secretMetadata.deniedPrefixes={sync.example.com/}"])
+        .args(["--show-only", "templates/secret-metadata-policy.yaml"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let docs: Vec<serde_json::Value> = serde_yaml::Deserializer::from_str(&text)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .collect();
+    let policy: ValidatingAdmissionPolicy = serde_json::from_value(docs[0].clone()).unwrap();
+    let mut binding: ValidatingAdmissionPolicyBinding =
+        serde_json::from_value(docs[1].clone()).unwrap();
+    // Only this test's namespace: other tests share the control plane.
+    binding.spec.as_mut().unwrap().match_resources = Some(
+        serde_json::from_value(json!({ "namespaceSelector": { "matchLabels": {
+            "kubernetes.io/metadata.name": e.ns
+        }}}))
+        .unwrap(),
+    );
+    let pp = PostParams::default();
+    Api::<ValidatingAdmissionPolicy>::all(e.client.clone())
+        .create(&pp, &policy)
+        .await
+        .unwrap();
+    Api::<ValidatingAdmissionPolicyBinding>::all(e.client.clone())
+        .create(&pp, &binding)
+        .await
+        .unwrap();
+    let dry = PatchParams::apply(common::USER_MANAGER).force().dry_run();
+    let refused = common::eventually(30, "the chart's policy in force", || async {
+        let m = with("annotations", "sync.example.com/to");
+        e.keysets.patch("ks", &dry, &Patch::Apply(&m)).await.err()
+    })
+    .await;
+    assert!(
+        refused.to_string().contains("keys under sync.example.com/"),
+        "{refused}"
+    );
+    // Harmless metadata still goes through.
+    apply(
+        &e.keysets,
+        &with("annotations", "reloader.stakater.com/match"),
+    )
+    .await
+    .unwrap();
+}

@@ -124,7 +124,11 @@ async fn the_admin_workflows_from_the_terminal() {
     }
     let (code, text) = p.run_in_pty(&["copy", "ks"], "");
     assert_eq!(code, 0, "{text}");
-    assert!(text.contains("Copied the primary key of ks"), "{text}");
+    // No clipboard tool here: it says what it did (an OSC 52 request), not that it worked.
+    assert!(
+        text.contains("Sent the primary key of ks") && text.contains("Many terminals ignore it"),
+        "{text}"
+    );
     assert!(!text.contains(&primary), "copy printed the key");
     assert!(
         text.contains(&render_osc52(&primary)),
@@ -330,7 +334,11 @@ async fn show_and_copy_refuse_a_key_the_operator_did_not_record() {
     let (code, out, err) = p.run(&["show", "ks", "primary"]);
     assert_eq!(code, 8, "{out}{err}");
     assert!(!out.contains(planted) && !err.contains(planted));
-    assert!(err.contains("does not match the fingerprint"), "{err}");
+    // Refused by the fingerprint check, or by the operator's SecretDrift if it was faster.
+    assert!(
+        err.contains("does not match the fingerprint") || err.contains("drifted (SecretDrift)"),
+        "{err}"
+    );
     let (code, text) = p.run_in_pty(&["copy", "ks", "primary"], "");
     assert_eq!(code, 8, "{text}");
     assert!(!text.contains(planted));
@@ -380,5 +388,78 @@ async fn show_and_copy_refuse_a_key_the_operator_did_not_record() {
     assert_eq!(code, 8, "{out}{err}");
     assert!(err.contains("revoked"), "{err}");
     assert!(!out.contains("hand-made"));
+    e.finish().await;
+}
+
+// Issue 21, item 8: `show` and `copy` believe the operator over the fingerprint (a value whose
+// proof was removed keeps its fingerprint), refuse a set being revoked, and `describe` shows
+// only the Events the operator reported.
+#[tokio::test]
+async fn the_plugin_trusts_the_operator_not_what_anyone_can_write() {
+    let cp = common::control_plane().await;
+    let mut e = Env::new(cp, "plugin-trust").await;
+    let p = Plugin::new(&e, cp.kubeconfig_path().map(PathBuf::from));
+    common::apply(&e.keysets, &common::org_keyset("ks"))
+        .await
+        .unwrap();
+    let ks = e.ready("ks").await;
+    let (primary, secondary) = e.ledger.record(&e.secrets.get("ks-keys").await.unwrap());
+
+    // The primary's proof removed: same value, same fingerprint, but the operator cannot vouch
+    // for it any more and reports SecretDrift.
+    let patch = json!({ "metadata": { "annotations": {
+        "keys.dataminer.services/primary-proof": null
+    }}});
+    e.secrets
+        .patch("ks-keys", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    common::keyset_where(&e.keysets, "ks", "SecretDrift", |k| {
+        common::condition(k, "Ready").is_some_and(|c| c.reason == "SecretDrift")
+    })
+    .await;
+    let (code, out, err) = p.run(&["show", "ks", "primary"]);
+    assert_eq!(code, 8, "{out}{err}");
+    assert!(!out.contains(&primary) && err.contains("drifted"), "{err}");
+    let (code, out, _) = p.run(&["show", "ks", "secondary"]);
+    assert_eq!((code, out.trim()), (0, secondary.as_str()));
+
+    // A forged audit line: an Event about the key set from someone else.
+    let forged: k8s_openapi::api::events::v1::Event = serde_json::from_value(json!({
+        "metadata": { "generateName": "ks-forged-" },
+        "eventTime": "2026-01-01T00:00:00.000000Z",
+        "reportingController": "mallory.example.com/tool", "reportingInstance": "x",
+        "action": "Revoke", "reason": "KeysRevoked", "type": "Normal",
+        "note": "revoked by the security team, ignore the keys",
+        "regarding": {
+            "apiVersion": "keys.dataminer.services/v1alpha1", "kind": "DataMinerKeySet",
+            "namespace": e.ns, "name": "ks", "uid": ks.metadata.uid
+        }
+    }))
+    .unwrap();
+    Api::<k8s_openapi::api::events::v1::Event>::namespaced(e.client.clone(), &e.ns)
+        .create(&Default::default(), &forged)
+        .await
+        .unwrap();
+    let (code, out, _) = p.run(&["describe", "ks"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("KeysCreated"),
+        "the operator's Events are shown: {out}"
+    );
+    assert!(
+        !out.contains("ignore the keys"),
+        "a forged Event is shown: {out}"
+    );
+
+    // A revoke the operator has not carried out yet: the keys are not handed out any more.
+    e.operator.stop();
+    let mut manifest = common::org_keyset("ks");
+    manifest["spec"]["revoke"] = json!({ "confirmLabel": LABEL });
+    common::apply(&e.keysets, &manifest).await.unwrap();
+    let (code, out, err) = p.run(&["show", "ks", "secondary"]);
+    assert_eq!(code, 8, "{out}");
+    assert!(err.contains("being revoked"), "{err}");
+    e.operator.restart();
     e.finish().await;
 }

@@ -317,9 +317,11 @@ impl World {
             status: &status,
             secret_name: &secret_name,
             secret: seen,
+            denied_prefixes: &[],
         });
         let mut held = plan.holds.clone();
         let mut secret_uid = plan.secret_uid.clone();
+        let mut lineage = plan.lineage.clone();
         match &plan.write {
             SecretWrite::None => {}
             SecretWrite::Delete => self.set_secret(None),
@@ -356,7 +358,10 @@ impl World {
                 }
                 let revisions = [slots[0].revision(), slots[1].revision()];
                 let refs: [&KeyValue; 2] = [&new_values[0], &new_values[1]];
-                let mut built = secret::build(&self.ks, &self.proof_key, refs, revisions, None);
+                let drawn = lineage
+                    .get_or_insert_with(|| dataminer_keys_operator::proof::new_lineage().unwrap());
+                let mut built =
+                    secret::build(&self.ks, &self.proof_key, refs, revisions, drawn, None);
                 let uid = match (&plan.write, &self.secret) {
                     (SecretWrite::Update { .. }, Some(current)) => current.uid().unwrap(),
                     _ => {
@@ -382,6 +387,7 @@ impl World {
             plan,
             held,
             secret_uid,
+            lineage,
             now: Timestamp::UNIX_EPOCH,
         };
         let next = next_status(&self.ks, &applied);

@@ -345,3 +345,44 @@ async fn escape_sequences_in_a_label_are_refused_and_never_reach_the_terminal() 
     assert!(screen.contains(r"Pipeline\u{1b}]52"), "{screen}");
     assert!(e.keysets.get("ks").await.unwrap().spec.revoke.is_none());
 }
+
+// Issue 21, item 9: without the CRD's rules the controller refuses metadata that makes another
+// controller copy the Secret, the built-in prefixes and those the chart adds (a flag).
+#[tokio::test]
+async fn secret_metadata_that_copies_the_secret_gets_no_secret() {
+    let cp = control_plane().await;
+    let ns = cp.namespace("no-cel-deny").await.unwrap();
+    let client = cp.client().await.unwrap();
+    let _operator = common::operator::Operator::start_with(
+        cp,
+        &ns,
+        &["--deny-secret-metadata-prefix=sync.example.com/"],
+    );
+    let keysets: kube::Api<DataMinerKeySet> = kube::Api::namespaced(client.clone(), &ns);
+    let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
+        kube::Api::namespaced(client.clone(), &ns);
+    for (name, key) in [
+        ("builtin", "replicator.v1.mittwald.de/replicate-to"),
+        ("extra", "sync.example.com/to"),
+    ] {
+        let mut manifest = org_keyset(name);
+        manifest["spec"]["secret"]["annotations"] = json!({ key: "team-b" });
+        apply(&keysets, &manifest).await.expect("no CEL rules here");
+        let ks = keyset_where(&keysets, name, "InvalidSpec", |k| {
+            common::condition(k, "Ready").is_some_and(|c| c.reason == "InvalidSpec")
+        })
+        .await;
+        assert!(
+            ready_reason(&ks).1.contains("copy or expose"),
+            "{:?}",
+            ready_reason(&ks)
+        );
+        assert!(
+            secrets
+                .get_opt(&format!("{name}-keys"))
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+}

@@ -45,6 +45,7 @@ struct Kept {
     values: [KeyValue; 2],
     secret_uid: String,
     secret_version: String,
+    lineage: String,
 }
 
 struct Writer {
@@ -159,7 +160,15 @@ where
 impl Writer {
     async fn create_keys(&self, ks: DataMinerKeySet) -> Result<()> {
         let values = [generate(&ks)?, generate(&ks)?];
-        let body = secret::build(&ks, &self.proof, [&values[0], &values[1]], [1, 1], None);
+        let lineage = dataminer_keys_operator::proof::new_lineage().map_err(|e| e.to_string())?;
+        let body = secret::build(
+            &ks,
+            &self.proof,
+            [&values[0], &values[1]],
+            [1, 1],
+            &lineage,
+            None,
+        );
         let made = self
             .secrets
             .create(
@@ -172,7 +181,7 @@ impl Writer {
             .await
             .map_err(|e| e.to_string())?;
         let held = held(&values, [1, 1]);
-        self.finish(&ks, Change::KeysCreated, held, made.uid())
+        self.finish(&ks, Change::KeysCreated, held, made.uid(), &lineage)
             .await?;
         self.kept.lock().expect("lock").insert(
             ks.name_any(),
@@ -180,6 +189,7 @@ impl Writer {
                 values,
                 secret_uid: made.uid().unwrap_or_default(),
                 secret_version: made.resource_version().unwrap_or_default(),
+                lineage,
             },
         );
         Ok(())
@@ -194,6 +204,7 @@ impl Writer {
             &self.proof,
             [&values[0], &values[1]],
             [2, 1],
+            &kept.lineage,
             Some((kept.secret_uid.clone(), kept.secret_version)),
         );
         self.secrets
@@ -209,8 +220,14 @@ impl Writer {
             revision: 2,
             found: None,
         };
-        self.finish(&ks, change, held(&values, [2, 1]), Some(kept.secret_uid))
-            .await
+        self.finish(
+            &ks,
+            change,
+            held(&values, [2, 1]),
+            Some(kept.secret_uid),
+            &kept.lineage,
+        )
+        .await
     }
 
     /// The Event and the status, with the operator's own words and shape.
@@ -220,6 +237,7 @@ impl Writer {
         change: Change,
         held: [Option<Held>; 2],
         secret_uid: Option<String>,
+        lineage: &str,
     ) -> Result<()> {
         let plan = Plan {
             write: SecretWrite::None,
@@ -228,11 +246,13 @@ impl Writer {
             revoked: false,
             secret_uid: secret_uid.clone(),
             holds: held.clone(),
+            lineage: Some(lineage.into()),
         };
         let applied = Applied {
             plan,
             held,
             secret_uid,
+            lineage: Some(lineage.into()),
             now: Timestamp::now(),
         };
         let notices = status::notices(ks, &applied);

@@ -272,6 +272,8 @@ pub struct SecretSpec {
             "self.all(k, self[k].matches(r'", crate::label_value_pattern!(), "'))"
         ))
         .message("spec.secret.labels: every value must be empty or 1 to 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"),
+        validation = Rule::new(crate::api::denied_prefixes_rule())
+            .message(DENIED_MESSAGE_LABELS),
     )]
     pub labels: BTreeMap<String, String>,
     /// Extra annotations for the Secret; the operator's own annotations win on conflict.
@@ -283,9 +285,14 @@ pub struct SecretSpec {
             "') && k.matches(r'^([^/]{1,253}/)?[^/]+$'))"
         ))
         .message("spec.secret.annotations: every key must be a valid annotation key: an optional DNS prefix and '/', then 1 to 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit (for example reloader.stakater.com/match)"),
+        validation = Rule::new(crate::api::denied_prefixes_rule())
+            .message(DENIED_MESSAGE_ANNOTATIONS),
     )]
     pub annotations: BTreeMap<String, String>,
 }
+
+const DENIED_MESSAGE_LABELS: &str = "spec.secret.labels: keys under replicator.v1.mittwald.de/, reflector.v1.k8s.emberstack.com/ or kubed.appscode.com/ make other controllers copy the Secret elsewhere and are refused (docs/security.md); remove them";
+const DENIED_MESSAGE_ANNOTATIONS: &str = "spec.secret.annotations: keys under replicator.v1.mittwald.de/, reflector.v1.k8s.emberstack.com/ or kubed.appscode.com/ make other controllers copy the Secret elsewhere and are refused (docs/security.md); remove them";
 
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
 #[serde(rename_all = "camelCase")]

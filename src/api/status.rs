@@ -4,6 +4,36 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::KubeSchema;
 use serde::{Deserialize, Serialize};
 
+/// The `reportingController` of the operator's Events: `kubectl dmkeys describe` shows only
+/// those as the audit trail.
+pub const REPORTING_CONTROLLER: &str = "dataminer-keys-operator";
+
+/// Between the problems the `Ready` message names (the most severe first).
+pub const ALSO: &str = " Also: ";
+/// What a `SecretDrift` problem says in the `Ready` message after "the <slots> key in Secret
+/// <name>": the plugin reads the drifted slots from it.
+pub const DRIFT_PHRASE: &str =
+    " is not the key the operator recorded (changed, removed or set back outside the operator)";
+
+/// The slots a `Ready` message reports as drifted (`kubectl dmkeys show` refuses them), also
+/// when drift is not the first problem it names.
+pub fn drifted_slots(ready_message: &str) -> Vec<super::Slot> {
+    let Some(part) = ready_message
+        .split(ALSO)
+        .find(|p| p.starts_with("the ") && p.contains(DRIFT_PHRASE))
+    else {
+        return Vec::new();
+    };
+    let named = part["the ".len()..]
+        .split(" key in Secret ")
+        .next()
+        .unwrap_or_default();
+    super::Slot::BOTH
+        .into_iter()
+        .filter(|s| named.split(" and ").any(|n| n == s.name()))
+        .collect()
+}
+
 /// Condition types.
 pub const READY: &str = "Ready";
 pub const REVOKED: &str = "Revoked";
@@ -33,6 +63,11 @@ pub struct DataMinerKeySetStatus {
     /// whatever owner reference it carries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_uid: Option<String>,
+    /// The keys' lineage: a random id drawn with the set's first keys and kept through
+    /// rotations, recreations and restores; the operator's proofs are bound to it, and a
+    /// revoked lineage is never adopted again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lineage: Option<String>,
     /// When the keys were first generated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_at: Option<Time>,
@@ -93,7 +128,8 @@ pub struct KeyStatus {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct HistoryEntry {
-    /// `KeysCreated`, `RegeneratePrimary`, `RegenerateSecondary`, `Revoke`, `SecretRecreated`.
+    /// `KeysCreated`, `RegeneratePrimary`, `RegenerateSecondary`, `Revoke`, `SecretRecreated`,
+    /// `KeysAdopted`.
     pub action: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slot: Option<String>,

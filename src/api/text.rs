@@ -59,6 +59,43 @@ pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
         .into()
 }
 
+/// Label and annotation key prefixes that make other controllers copy or expose a Secret
+/// (replication and reflection tools). Refused in `spec.secret.labels` and `.annotations`: an
+/// editor of key sets who may not read Secrets must not be able to have the key set's Secret
+/// copied somewhere they can read it (docs/security.md). The chart can add more.
+pub const DENIED_SECRET_METADATA_PREFIXES: &[&str] = &[
+    "replicator.v1.mittwald.de/",
+    "reflector.v1.k8s.emberstack.com/",
+    "kubed.appscode.com/",
+];
+
+/// The CEL rule over a map's keys refusing [`DENIED_SECRET_METADATA_PREFIXES`].
+pub fn denied_prefixes_rule() -> String {
+    let refused: Vec<String> = DENIED_SECRET_METADATA_PREFIXES
+        .iter()
+        .map(|p| format!("!k.startsWith('{p}')"))
+        .collect();
+    format!("self.all(k, {})", refused.join(" && "))
+}
+
+/// The first key in `keys` under a denied prefix, built-in or `extra`, with that prefix.
+pub fn denied_key<'a>(
+    keys: impl IntoIterator<Item = &'a String>,
+    extra: &'a [String],
+) -> Option<(&'a str, &'a str)> {
+    let prefixes = DENIED_SECRET_METADATA_PREFIXES
+        .iter()
+        .copied()
+        .chain(extra.iter().map(String::as_str));
+    let prefixes: Vec<&str> = prefixes.collect();
+    keys.into_iter().find_map(|k| {
+        prefixes
+            .iter()
+            .find(|p| k.starts_with(**p))
+            .map(|p| (k.as_str(), *p))
+    })
+}
+
 /// Longest label value Kubernetes accepts; the key set's name becomes one on its Secret.
 pub const MAX_LABEL_VALUE: usize = 63;
 
@@ -153,6 +190,27 @@ mod tests {
             .collect();
         let listed: Vec<u32> = (0x00..=0x1f).chain(0x7f..=0x9f).collect();
         assert_eq!(controls, listed);
+    }
+
+    #[test]
+    fn the_denied_prefixes_rule_and_messages_name_each_prefix() {
+        let rule = denied_prefixes_rule();
+        for prefix in DENIED_SECRET_METADATA_PREFIXES {
+            assert!(
+                rule.contains(&format!("!k.startsWith('{prefix}')")),
+                "{rule}"
+            );
+        }
+        let crd = crate::api::crd_yaml();
+        for prefix in DENIED_SECRET_METADATA_PREFIXES {
+            assert_eq!(
+                crd.matches(&format!("keys under {prefix}")).count()
+                    + crd.matches(&format!(", {prefix}")).count()
+                    + crd.matches(&format!(" or {prefix}")).count(),
+                2,
+                "both messages name {prefix}"
+            );
+        }
     }
 
     #[test]

@@ -19,6 +19,7 @@ use crate::{
     error::{Error, Result},
     keys::{self, KeyValue},
     plan::{Held, Plan, Problem, SecretSeen, SecretWrite, Slot, SlotPlan},
+    proof,
     secret::{self, FIELD_MANAGER},
     status::Applied,
 };
@@ -35,6 +36,7 @@ pub(super) async fn apply(
     if plan.write != SecretWrite::None {
         ensure_leading(ctx)?;
     }
+
     let (written, failure) = match write(ks, ctx, &plan, observed).await {
         Ok(written) => {
             remember(ks, ctx, &plan, &written);
@@ -63,6 +65,7 @@ pub(super) async fn apply(
                     held: [None, None],
                     secret_uid: None,
                     secret: None,
+                    lineage: None,
                 }
             });
             plan.problems.push(Problem::WriteFailed(message));
@@ -73,9 +76,22 @@ pub(super) async fn apply(
         plan,
         held: written.held,
         secret_uid: written.secret_uid,
+        lineage: written.lineage,
         now: Timestamp::now(),
     };
     Ok((applied, failure))
+}
+
+/// Records `lineage` as revoked for good, only while leading.
+pub(super) async fn tombstone(ctx: &Context, lineage: &str) -> Result<()> {
+    ensure_leading(ctx)?;
+    ctx.tombstones
+        .add(lineage)
+        .await
+        .map_err(|e| Error::Tombstones {
+            step: "recording a revoked lineage",
+            message: e.message(),
+        })
 }
 
 /// What this reconcile wrote is what the next one will find: no read needed then.
@@ -98,6 +114,8 @@ struct Written {
     secret_uid: Option<String>,
     /// The Secret as the API server answered the last write (none for a delete or no write).
     secret: Option<Secret>,
+    /// The lineage of the keys it holds.
+    lineage: Option<String>,
 }
 
 enum WriteError {
@@ -174,11 +192,31 @@ async fn write(
             operation,
         }))
     };
+    // Revoked keys never come back: their lineage is tombstoned before the Secret goes, so a
+    // crash in between leaves nothing adoptable. A refused tombstone is a failed write like any
+    // other: reported, and the revocation is not recorded until it holds.
+    if plan.revoked {
+        let status = ks.status.clone().unwrap_or_default();
+        for lineage in [&plan.lineage, &status.lineage].into_iter().flatten() {
+            if let Err(error) = tombstone(ctx, lineage).await {
+                if matches!(error, Error::NotLeader) {
+                    return Err(WriteError::Conflict);
+                }
+                return Err(WriteError::Failed(Box::new(Failure {
+                    partial: None,
+                    message: error.to_string(),
+                    error,
+                    operation: "tombstone",
+                })));
+            }
+        }
+    }
     match &plan.write {
         SecretWrite::None => Ok(Written {
             held: plan.holds.clone(),
             secret_uid: plan.secret_uid.clone(),
             secret: None,
+            lineage: plan.lineage.clone(),
         }),
         SecretWrite::Delete => {
             let dp = DeleteParams {
@@ -198,6 +236,7 @@ async fn write(
                 held: [None, None],
                 secret_uid: None,
                 secret: None,
+                lineage: plan.lineage.clone(),
             })
         }
         SecretWrite::Create { slots } | SecretWrite::Update { slots } => {
@@ -222,6 +261,17 @@ async fn write(
             let [Some(p), Some(s)] = &new_values else {
                 unreachable!("both slots were filled above")
             };
+            let lineage = match &plan.lineage {
+                Some(lineage) => lineage.clone(),
+                None => proof::new_lineage().map_err(|source| {
+                    WriteError::Failed(Box::new(Failure {
+                        partial: None,
+                        message: source.to_string(),
+                        error: Error::GenerateKey { source },
+                        operation: "generate",
+                    }))
+                })?,
+            };
             let revisions = [slots[0].revision(), slots[1].revision()];
             let held = Slot::BOTH.map(|slot| {
                 let i = slot.index();
@@ -241,7 +291,7 @@ async fn write(
             let mut created = None;
             let mut answer = None;
             if precondition.is_none() {
-                let body = secret::build(ks, &ctx.proof_key, [p, s], revisions, None);
+                let body = secret::build(ks, &ctx.proof_key, [p, s], revisions, &lineage, None);
                 let pp = PostParams {
                     field_manager: Some(FIELD_MANAGER.into()),
                     ..Default::default()
@@ -261,11 +311,19 @@ async fn write(
                     held: held.clone(),
                     secret_uid: secret_uid.clone(),
                     secret: Some(made.clone()),
+                    lineage: Some(lineage.clone()),
                 });
                 answer = Some(made);
             }
             if precondition.is_some() {
-                let body = secret::build(ks, &ctx.proof_key, [p, s], revisions, precondition);
+                let body = secret::build(
+                    ks,
+                    &ctx.proof_key,
+                    [p, s],
+                    revisions,
+                    &lineage,
+                    precondition,
+                );
                 let pp = PatchParams::apply(FIELD_MANAGER).force();
                 let patched = call(secrets.patch(&secret_name, &pp, &Patch::Apply(&body)))
                     .await
@@ -277,6 +335,7 @@ async fn write(
                 held,
                 secret_uid,
                 secret: answer,
+                lineage: Some(lineage),
             })
         }
     }

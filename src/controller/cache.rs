@@ -53,6 +53,8 @@ struct Verified {
     /// Per slot, the revision the value is proven at and its fingerprint.
     slots: [(i64, Token); 2],
     layout_in_sync: bool,
+    lineage: Option<Token>,
+    controlled: bool,
 }
 
 impl Verified {
@@ -64,10 +66,14 @@ impl Verified {
         generation: Option<i64>,
         seen: &SecretSeen,
     ) -> Option<Self> {
+        // A tombstoned Secret is left to be read each time: the tombstones decide, not a memo.
         let SecretSeen::Present {
             uid: seen_uid,
             slots,
             layout_in_sync,
+            lineage,
+            controlled,
+            tombstoned: false,
         } = seen
         else {
             return None;
@@ -90,6 +96,8 @@ impl Verified {
             generation,
             slots: [clean(&slots[0])?, clean(&slots[1])?],
             layout_in_sync: *layout_in_sync,
+            lineage: lineage.as_deref().map(Token::new),
+            controlled: *controlled,
         })
     }
 
@@ -104,6 +112,9 @@ impl Verified {
             uid: self.version.uid.to_string(),
             slots: [slot(&self.slots[0]), slot(&self.slots[1])],
             layout_in_sync: self.layout_in_sync,
+            lineage: self.lineage.as_ref().map(Token::to_string),
+            controlled: self.controlled,
+            tombstoned: false,
         }
     }
 }
@@ -556,6 +567,9 @@ mod tests {
             uid: "uid-1".into(),
             slots: [proven.clone(), proven.clone()],
             layout_in_sync: true,
+            lineage: None,
+            controlled: true,
+            tombstoned: false,
         };
         assert!(
             !cache.is_known_secret(&meta(&written)),
@@ -582,6 +596,9 @@ mod tests {
                 },
             ],
             layout_in_sync: true,
+            lineage: None,
+            controlled: true,
+            tombstoned: false,
         };
         cache.verified(&ks, Some(&written), &unproven);
         assert!(!cache.is_known_secret(&meta(&written)));
@@ -599,6 +616,9 @@ mod tests {
             uid: uid.into(),
             slots: [slot(3, "sha256:0123abcd"), slot(1, "sha256:4567ef01")],
             layout_in_sync: false,
+            lineage: None,
+            controlled: true,
+            tombstoned: false,
         };
         let v = Verified::new(uid, "41", Some(2), &clean).expect("a clean view");
         assert_eq!(v.seen(), clean);
@@ -627,6 +647,9 @@ mod tests {
                 uid: uid.into(),
                 slots: [slot(1, "fp"), unclean.clone()],
                 layout_in_sync: true,
+                lineage: None,
+                controlled: true,
+                tombstoned: false,
             };
             assert!(
                 Verified::new(uid, "41", Some(2), &seen).is_none(),

@@ -27,6 +27,20 @@ impl CallError {
         }
     }
 
+    /// What went wrong, for a message: the server's answer, or the timeout.
+    pub fn message(&self) -> String {
+        match self {
+            CallError::Api(kube::Error::Api(s)) => {
+                format!("{} (HTTP {} {})", s.message, s.code, s.reason)
+            }
+            CallError::Api(other) => other.to_string(),
+            CallError::TimedOut => format!(
+                "the API server did not answer within {}s",
+                REQUEST_TIMEOUT.as_secs()
+            ),
+        }
+    }
+
     /// The API server's status code, if it answered with one.
     pub fn code(&self) -> Option<u16> {
         match self {

@@ -12,6 +12,7 @@ mod report;
 mod resync;
 mod secret_index;
 mod token;
+mod tombstones;
 mod write_status;
 
 use std::sync::Arc;
@@ -19,12 +20,12 @@ use std::sync::Arc;
 use futures::{StreamExt, TryStreamExt, stream::BoxStream};
 use k8s_openapi::api::core::v1::Secret;
 use kube::{
-    Api, Client,
+    Api, Client, Resource, ResourceExt,
     core::PartialObjectMeta,
     runtime::{
         Controller, WatchStreamExt,
         controller::Config as ControllerConfig,
-        reflector::{self, Store},
+        reflector::{self, ObjectRef, Store},
         watcher::{self, watcher},
     },
 };
@@ -37,7 +38,7 @@ use crate::{
     leader::Leadership,
     metrics::Metrics,
     proof::ProofKey,
-    secret::{MANAGED_BY_LABEL, MANAGED_BY_VALUE},
+    secret::{KEYSET_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE},
 };
 
 /// Built once per process and shared by every reconciliation.
@@ -57,6 +58,10 @@ pub struct Context {
     pub resync: std::time::Duration,
     /// The Secret caches and what this process verified and wrote.
     pub cache: cache::Cache,
+    /// Lineages never to adopt again (revoked, or deleted through the finalizer).
+    pub tombstones: tombstones::Tombstones,
+    /// Label and annotation key prefixes refused in `spec.secret`, besides the built-in ones.
+    pub denied_prefixes: Vec<String>,
 }
 
 impl Context {
@@ -66,13 +71,21 @@ impl Context {
         proof_key: ProofKey,
         instance: Option<String>,
     ) -> Self {
-        const CONTROLLER: &str = "dataminer-keys-operator";
+        const CONTROLLER: &str = crate::api::REPORTING_CONTROLLER;
         let reporter = events::Reporter {
             controller: CONTROLLER.into(),
             instance: instance.unwrap_or_else(|| CONTROLLER.into()),
         };
+        // Beside the proof key in production (`with_tombstones`); the client's namespace here.
+        let tombstones = tombstones::Tombstones::new(
+            client.clone(),
+            client.default_namespace(),
+            format!("{CONTROLLER}-revoked"),
+        );
         Context {
             reporter,
+            tombstones,
+            denied_prefixes: Vec::new(),
             client,
             metrics,
             proof_key,
@@ -81,6 +94,16 @@ impl Context {
             resync: DEFAULT_RESYNC,
             cache: Default::default(),
         }
+    }
+
+    /// Keeps the tombstones in `<lease_name>-revoked` in `namespace`, beside the proof key.
+    pub fn with_tombstones(mut self, namespace: &str, lease_name: &str) -> Self {
+        self.tombstones = tombstones::Tombstones::new(
+            self.client.clone(),
+            namespace,
+            format!("{lease_name}-revoked"),
+        );
+        self
     }
 }
 
@@ -93,6 +116,25 @@ pub const DEFAULT_RESYNC: std::time::Duration = std::time::Duration::from_secs(3
 /// and the history are taken out next, by cache.rs.)
 fn slim(obj: &mut impl kube::ResourceExt) {
     obj.managed_fields_mut().clear();
+}
+
+/// The key sets a Secret event concerns: its controller (owner reference) and the one its
+/// keyset label names. The label finds a Secret restored from a backup (no owner reference) or
+/// re-created by hand, so a revoked set destroys such a copy at once (issue 21).
+fn keysets_of(secret: PartialObjectMeta<Secret>) -> Vec<ObjectRef<DataMinerKeySet>> {
+    let namespace = secret.namespace().unwrap_or_default();
+    let owner = secret
+        .owner_references()
+        .iter()
+        .filter(|o| o.controller == Some(true) && o.kind == DataMinerKeySet::kind(&()))
+        .map(|o| o.name.clone());
+    let labelled = secret.labels().get(KEYSET_LABEL).cloned();
+    let mut names: Vec<String> = owner.chain(labelled).collect();
+    names.dedup();
+    names
+        .into_iter()
+        .map(|name| ObjectRef::new(&name).within(&namespace))
+        .collect()
 }
 
 /// Which namespaces to watch.
@@ -189,7 +231,7 @@ pub fn controllers(
             .touched_objects();
         secret_indexes.push(index);
         let controller = Controller::for_stream(keyset_stream, reader.clone())
-            .owns_stream(secret_stream)
+            .watches_stream(secret_stream, keysets_of)
             .reconcile_on(resync::walk(reader, ctx.resync))
             .with_config(ControllerConfig::default().concurrency(concurrency))
             .graceful_shutdown_on({

@@ -65,7 +65,26 @@ pub(super) async fn observe(
             source,
         })
     })?;
-    let (seen, values) = secret::observe(ks, status, &ctx.proof_key, existing.as_ref());
+    let (mut seen, values) = secret::observe(ks, status, &ctx.proof_key, existing.as_ref());
+    // A Secret other than the recorded one, with proven keys of some lineage: adopted only if
+    // that lineage was never revoked or deleted.
+    if let SecretSeen::Present {
+        uid,
+        lineage: Some(lineage),
+        tombstoned,
+        ..
+    } = &mut seen
+        && status.secret_uid.as_ref() != Some(uid)
+    {
+        *tombstoned = ctx
+            .tombstones
+            .contains(lineage)
+            .await
+            .map_err(|e| Error::Tombstones {
+                step: "reading",
+                message: e.message(),
+            })?;
+    }
     ctx.cache.verified(ks, existing.as_ref(), &seen);
     Ok(Observed {
         secret: existing,

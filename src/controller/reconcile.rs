@@ -150,12 +150,12 @@ async fn reconcile_keyset(
 ) -> Result<Action> {
     let status = ks.status.clone().unwrap_or_default();
     let mut observed = observe(ks, ctx, &status, Read::IfUnknown).await?;
-    let mut plan = plan_for(ks, &status, &observed);
+    let mut plan = plan_for(ks, &status, &observed, ctx);
     // Rewriting or deleting a Secret needs its current values and version: read it first.
     if observed.from_cache && matches!(plan.write, SecretWrite::Update { .. } | SecretWrite::Delete)
     {
         observed = observe(ks, ctx, &status, Read::Always).await?;
-        plan = plan_for(ks, &status, &observed);
+        plan = plan_for(ks, &status, &observed, ctx);
     }
     // An action names who asked: the requester annotations, kept aside by the cache, go back on.
     let restored;
@@ -206,13 +206,19 @@ async fn reconcile_keyset(
 }
 
 /// The plan step (pure): spec, the record in status, and what the Secret holds.
-fn plan_for(ks: &DataMinerKeySet, status: &DataMinerKeySetStatus, observed: &Observed) -> Plan {
+fn plan_for(
+    ks: &DataMinerKeySet,
+    status: &DataMinerKeySetStatus,
+    observed: &Observed,
+    ctx: &Context,
+) -> Plan {
     plan::plan(&PlanInput {
         name: &ks.name_any(),
         spec: &ks.spec,
         status,
         secret_name: &ks.secret_name(),
         secret: observed.seen.clone(),
+        denied_prefixes: &ctx.denied_prefixes,
     })
 }
 

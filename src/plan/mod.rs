@@ -48,9 +48,29 @@ pub enum SecretSeen {
         uid: String,
         slots: [SlotSeen; 2],
         /// Labels, annotations (revision and proof annotations aside), type and controller
-        /// owner reference already as desired.
+        /// owner reference already as desired, and proofs of the current scheme for the
+        /// recorded lineage.
         layout_in_sync: bool,
+        /// The lineage the Secret's proofs were verified for (`None` when no current proof
+        /// verified: 0.1.0's proofs, or none).
+        lineage: Option<String>,
+        /// A controller owner reference names this key set (a hint: it tells a Secret written
+        /// by this key set before a crash from one restored from a backup).
+        controlled: bool,
+        /// Its lineage was revoked, or deleted through a finalizer: never adopted.
+        tombstoned: bool,
     },
+}
+
+impl SecretSeen {
+    /// True when a value in it is proven to be a key the operator wrote for this key set's
+    /// name (at any revision, of any lineage): a copy revocation and deletion must destroy.
+    pub fn holds_a_key(&self) -> bool {
+        match self {
+            SecretSeen::Absent => false,
+            SecretSeen::Present { slots, .. } => slots.iter().any(|s| s.proven.is_some()),
+        }
+    }
 }
 
 /// Everything the plan looks at.
@@ -63,6 +83,9 @@ pub struct PlanInput<'a> {
     /// The Secret name the spec asks for (`spec.secret.name` or `<name>-keys`).
     pub secret_name: &'a str,
     pub secret: SecretSeen,
+    /// Label and annotation key prefixes refused in `spec.secret` besides the built-in ones
+    /// (the chart's `secretMetadata.deniedPrefixes`).
+    pub denied_prefixes: &'a [String],
 }
 
 /// How a slot's value is decided.
@@ -113,6 +136,9 @@ pub enum Change {
     SecretRecreated,
     /// Both keys destroyed for good.
     Revoked,
+    /// Keys the operator proved it wrote for this key set's name and lineage, found in a Secret
+    /// it has no record of (a restore from backup, a hand re-create): taken as they are.
+    KeysAdopted,
 }
 
 impl Change {
@@ -130,6 +156,7 @@ impl Change {
             } => "RegenerateSecondary",
             Change::SecretRecreated => "SecretRecreated",
             Change::Revoked => "Revoke",
+            Change::KeysAdopted => "KeysAdopted",
         }
     }
 
@@ -147,6 +174,7 @@ impl Change {
             } => "SecondaryKeyRegenerated",
             Change::SecretRecreated => "SecretMissing",
             Change::Revoked => "KeysRevoked",
+            Change::KeysAdopted => "KeysAdopted",
         }
     }
 }
@@ -227,6 +255,9 @@ pub struct Plan {
     /// Per slot, the key the Secret holds and the operator vouches for before any write
     /// (`None`: no such key; status keeps its record).
     pub holds: [Option<Held>; 2],
+    /// The lineage of the keys, to write and record: the one proven on the Secret or recorded.
+    /// `None` for keys without one yet (a new set, or 0.1.0's): the apply step draws one.
+    pub lineage: Option<String>,
 }
 
 impl Plan {
@@ -238,6 +269,7 @@ impl Plan {
             revoked: false,
             secret_uid: None,
             holds: [None, None],
+            lineage: None,
         }
     }
 }
@@ -249,14 +281,25 @@ pub fn plan(input: &PlanInput) -> Plan {
     let mut plan = Plan::idle();
     let owner = match &input.secret {
         SecretSeen::Absent => None,
-        SecretSeen::Present { uid, slots, .. } => Some(ownership(status, uid, slots)),
+        seen @ SecretSeen::Present { .. } => Some(ownership(status, seen)),
     };
-    let ours = matches!(owner, Some(Ownership::Recorded | Ownership::Unrecorded));
+    let ours = matches!(
+        owner,
+        Some(Ownership::Recorded | Ownership::Unrecorded | Ownership::Adopted)
+    );
+    let seen_lineage = match &input.secret {
+        SecretSeen::Present { lineage, .. } if ours => lineage.clone(),
+        _ => None,
+    };
+    plan.lineage = seen_lineage.or_else(|| status.lineage.clone());
+    // Revocation destroys every copy of the set's keys: the operator's Secret, and any Secret
+    // of the name holding a value it proves it wrote (a restored or hand-made copy).
+    let destroy = ours || input.secret.holds_a_key();
 
-    // Revocation is final: once recorded, only make sure the operator's Secret stays gone.
+    // Revocation is final: once recorded, only make sure no copy of the keys comes back.
     if status.revoked_at.is_some() {
         plan.revoked = true;
-        if ours {
+        if destroy {
             plan.write = SecretWrite::Delete;
         }
         return plan;
@@ -269,7 +312,7 @@ pub fn plan(input: &PlanInput) -> Plan {
     {
         plan.revoked = true;
         plan.changes.push(Change::Revoked);
-        if ours {
+        if destroy {
             plan.write = SecretWrite::Delete;
         }
         return plan;
@@ -285,11 +328,13 @@ pub fn plan(input: &PlanInput) -> Plan {
             uid,
             slots,
             layout_in_sync,
+            ..
         } => (Some(uid), Some(slots), *layout_in_sync),
         SecretSeen::Absent => (None, None, false),
     };
-    // In a Secret written before a crash both values are the baseline, not rotations.
-    let unrecorded = owner == Some(Ownership::Unrecorded);
+    // In a Secret written before a crash, or adopted, both values are the baseline, not
+    // rotations.
+    let unrecorded = matches!(owner, Some(Ownership::Unrecorded | Ownership::Adopted));
     let trusted: [Option<Trust>; 2] = Slot::BOTH.map(|slot| {
         let seen = &seen?[slot.index()];
         Some(if unrecorded {
@@ -360,7 +405,9 @@ pub fn plan(input: &PlanInput) -> Plan {
         Some(_) => {
             let seen = seen.expect("a present Secret was seen");
             plan.secret_uid = uid.cloned();
-            if unrecorded {
+            if owner == Some(Ownership::Adopted) {
+                plan.changes.push(Change::KeysAdopted);
+            } else if unrecorded {
                 if status.primary.is_some() || status.secondary.is_some() {
                     plan.problems.push(Problem::SecretMissing);
                     plan.changes.push(Change::SecretRecreated);

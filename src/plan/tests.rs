@@ -22,6 +22,9 @@ fn present(uid: &str, slots: [SlotSeen; 2]) -> SecretSeen {
         uid: uid.into(),
         slots,
         layout_in_sync: true,
+        lineage: None,
+        controlled: true,
+        tombstoned: false,
     }
 }
 
@@ -51,6 +54,7 @@ fn run(spec: &DataMinerKeySetSpec, status: &DataMinerKeySetStatus, secret: Secre
         status,
         secret_name: "ks-keys",
         secret,
+        denied_prefixes: &[],
     })
 }
 
@@ -466,6 +470,7 @@ fn a_changed_secret_name_is_refused() {
         status: &status(1, "a", 1, "b"),
         secret_name: "other-name",
         secret: SecretSeen::Absent,
+        denied_prefixes: &[],
     });
     assert_eq!(p.write, SecretWrite::None);
     assert!(matches!(p.problems.as_slice(), [Problem::InvalidSpec(m)] if m.contains("immutable")));
@@ -596,16 +601,114 @@ fn only_the_recorded_uid_or_proofs_make_a_secret_the_operators() {
         assert_eq!(p.problems, vec![Problem::SecretConflict], "{st:?}");
         assert!(p.changes.is_empty() && p.write == SecretWrite::None);
     }
-    // The recorded Secret replaced by a copy of it: the same proven values, another uid.
-    let copy = present(
+}
+
+/// A Secret of another uid holding the recorded keys, proven (a restore, a hand re-create).
+fn copy_of_record() -> SecretSeen {
+    present(
         "uid-2",
         [
             slot(Some(1), Some("a"), Some(1)),
             slot(Some(1), Some("b"), Some(1)),
         ],
+    )
+}
+
+fn with_seen(
+    mut seen: SecretSeen,
+    f: impl FnOnce(&mut Option<String>, &mut bool, &mut bool),
+) -> SecretSeen {
+    if let SecretSeen::Present {
+        lineage,
+        controlled,
+        tombstoned,
+        ..
+    } = &mut seen
+    {
+        f(lineage, controlled, tombstoned);
+    }
+    seen
+}
+
+// Issue 21, item 2: the recorded Secret replaced by a copy of it (same proven values, another
+// uid) is adopted, so that a revoke destroys it; it used to be a SecretConflict that a revoke
+// left serving the keys.
+#[test]
+fn a_copy_of_the_recorded_keys_is_adopted() {
+    let p = run(&spec(), &status(1, "a", 1, "b"), copy_of_record());
+    assert_eq!(
+        (p.changes.as_slice(), p.problems.as_slice()),
+        (&[Change::KeysAdopted][..], &[][..])
     );
-    let p = run(&spec(), &status(1, "a", 1, "b"), copy);
+    assert_eq!(p.secret_uid.as_deref(), Some("uid-2"));
+    assert_eq!(p.holds[0].as_ref().map(|h| h.revision), Some(1));
+    // Keys of a revoked lineage, or of another generation of the name, are never adopted.
+    let tombstoned = with_seen(copy_of_record(), |_, _, t| *t = true);
+    let p = run(&spec(), &status(1, "a", 1, "b"), tombstoned);
     assert_eq!(p.problems, vec![Problem::SecretConflict]);
+    let mut st = status(1, "a", 1, "b");
+    st.lineage = Some("lineage-a".into());
+    let other = with_seen(copy_of_record(), |l, _, _| *l = Some("lineage-b".into()));
+    assert_eq!(
+        run(&spec(), &st, other).problems,
+        vec![Problem::SecretConflict]
+    );
+    // A copy holding one recorded key and one unknown value is not adopted, but revocation
+    // destroys it: it holds a key of the set.
+    let half = present(
+        "uid-2",
+        [
+            slot(Some(1), Some("a"), Some(1)),
+            slot(Some(1), Some("x"), None),
+        ],
+    );
+    assert_eq!(
+        run(&spec(), &status(1, "a", 1, "b"), half.clone()).problems,
+        vec![Problem::SecretConflict]
+    );
+    let revoke = with_revoke(spec(), LABEL);
+    let p = run(&revoke, &status(1, "a", 1, "b"), half);
+    assert_eq!((p.write, p.revoked), (SecretWrite::Delete, true));
+}
+
+// Issue 21, item 1: a key set restored from a backup (no status) finds its Secret restored
+// too (another uid, no owner reference): the proven keys are adopted at their revisions.
+#[test]
+fn a_restored_key_set_adopts_its_restored_keys() {
+    let restored = with_seen(
+        present(
+            "uid-restored",
+            [
+                slot(Some(3), Some("c"), Some(3)),
+                slot(Some(2), Some("d"), Some(2)),
+            ],
+        ),
+        |l, c, _| {
+            *l = Some("lineage-a".into());
+            *c = false;
+        },
+    );
+    let p = run(&spec(), &Default::default(), restored.clone());
+    assert_eq!(p.changes, vec![Change::KeysAdopted]);
+    assert!(p.problems.is_empty(), "{p:?}");
+    assert_eq!(p.lineage.as_deref(), Some("lineage-a"));
+    let revisions: Vec<_> = p
+        .holds
+        .iter()
+        .map(|h| h.as_ref().map(|h| h.revision))
+        .collect();
+    assert_eq!(revisions, [Some(3), Some(2)]);
+    // Written by this very key set before a crash (its controller reference): the first keys.
+    let crashed = with_seen(restored.clone(), |_, c, _| *c = true);
+    assert_eq!(
+        run(&spec(), &Default::default(), crashed).changes,
+        vec![Change::KeysCreated]
+    );
+    // A revoked lineage: never adopted, whatever the backup holds.
+    let revoked = with_seen(restored, |_, _, t| *t = true);
+    let p = run(&spec(), &Default::default(), revoked);
+    assert_eq!(p.problems, vec![Problem::SecretConflict]);
+    assert!(p.changes.is_empty());
 }
 
 // Issue 8, item 8: a Secret recreated just before a crash is recorded as the recreation.
@@ -678,6 +781,7 @@ fn unwritable_names_metadata_and_whitespace_are_invalid_specs() {
         status: &Default::default(),
         secret_name: "x-keys",
         secret: SecretSeen::Absent,
+        denied_prefixes: &[],
     });
     assert!(matches!(p.problems.as_slice(), [Problem::InvalidSpec(m)] if m.contains("63")));
     let mut labels = spec();
@@ -754,5 +858,59 @@ fn a_slot_at_the_revision_limit_is_never_written_above_it() {
     assert!(
         matches!(p.problems.as_slice(), [Problem::InvalidSpec(m)] if m.contains("at most 1000000000")),
         "{p:?}"
+    );
+}
+
+// Issue 21, item 9: metadata that makes another controller copy the Secret is refused, built-in
+// prefixes and the chart's own.
+#[test]
+fn metadata_that_copies_the_secret_elsewhere_is_refused() {
+    let with = |labels: &[(&str, &str)], annotations: &[(&str, &str)]| {
+        let mut s = spec();
+        s.secret = Some(Box::new(crate::api::SecretSpec {
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            annotations: annotations
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..Default::default()
+        }));
+        s
+    };
+    let extra = vec!["sync.example.com/".to_string()];
+    let check = |s: &DataMinerKeySetSpec| {
+        plan(&PlanInput {
+            name: "ks",
+            spec: s,
+            status: &Default::default(),
+            secret_name: "ks-keys",
+            secret: SecretSeen::Absent,
+            denied_prefixes: &extra,
+        })
+        .problems
+    };
+    for refused in [
+        with(&[], &[("replicator.v1.mittwald.de/replicate-to", "team-b")]),
+        with(
+            &[],
+            &[("reflector.v1.k8s.emberstack.com/reflection-allowed", "true")],
+        ),
+        with(&[("kubed.appscode.com/sync", "x")], &[]),
+        with(&[], &[("sync.example.com/to", "all")]),
+    ] {
+        assert!(
+            matches!(check(&refused).as_slice(), [Problem::InvalidSpec(m)] if m.contains("copy or expose")),
+            "{refused:?}"
+        );
+    }
+    assert!(
+        check(&with(
+            &[("team", "a")],
+            &[("reloader.stakater.com/match", "true")]
+        ))
+        .is_empty()
     );
 }

@@ -8,23 +8,42 @@ use crate::api::{DataMinerKeySetStatus, KeyStatus, Slot};
 pub(super) enum Ownership {
     /// The one recorded in status.
     Recorded,
-    /// Written by the operator just before a crash, not yet in status: the first keys of the
+    /// Written by this key set just before a crash, not yet in status: the first keys of the
     /// set, or the recreation of a deleted Secret.
     Unrecorded,
+    /// Not the recorded Secret, but holding keys the operator proves it wrote for this key
+    /// set's name and lineage: restored from a backup (the key set without status), or
+    /// re-created by hand with the recorded keys. Taken as they are.
+    Adopted,
     /// Anyone else's.
     Foreign,
 }
 
-pub(super) fn ownership(
-    status: &DataMinerKeySetStatus,
-    uid: &str,
-    slots: &[SlotSeen; 2],
-) -> Ownership {
+pub(super) fn ownership(status: &DataMinerKeySetStatus, seen: &SecretSeen) -> Ownership {
+    let SecretSeen::Present {
+        uid,
+        slots,
+        lineage,
+        controlled,
+        tombstoned,
+        ..
+    } = seen
+    else {
+        return Ownership::Foreign;
+    };
     if status.secret_uid.as_deref() == Some(uid) {
         return Ownership::Recorded;
     }
+    // Keys of a revoked or deleted set never come back, and another generation of the name is
+    // not this one.
+    if *tombstoned || (status.lineage.is_some() && lineage.is_some() && status.lineage != *lineage)
+    {
+        return Ownership::Foreign;
+    }
+    let recorded = status.primary.is_some() || status.secondary.is_some();
     // Only the operator can prove values; both proven above what status records means the
-    // operator wrote this Secret after its last status write.
+    // operator wrote this Secret after its last status write, or (no record at all, and not
+    // written by this key set) that it comes from a backup.
     let proven_above_record = Slot::BOTH.iter().all(|&slot| {
         let proven = slots[slot.index()].proven;
         match status.slot(slot) {
@@ -33,20 +52,28 @@ pub(super) fn ownership(
         }
     });
     if proven_above_record {
-        Ownership::Unrecorded
-    } else {
-        Ownership::Foreign
+        return match recorded || *controlled {
+            true => Ownership::Unrecorded,
+            false => Ownership::Adopted,
+        };
+    }
+    // The recorded keys themselves, proven, in a Secret of another uid: a copy.
+    let copy_of_record = Slot::BOTH.iter().all(|&slot| {
+        let seen = &slots[slot.index()];
+        status.slot(slot).is_some_and(|k| {
+            seen.proven == Some(k.revision) && seen.fingerprint.as_ref() == Some(&k.fingerprint)
+        })
+    });
+    match copy_of_record {
+        true => Ownership::Adopted,
+        false => Ownership::Foreign,
     }
 }
 
-/// True when the Secret seen is the operator's own (recorded, or written just before a crash).
+/// True when the Secret seen is the operator's own (recorded, written just before a crash, or
+/// one it would adopt).
 pub fn is_operators(status: &DataMinerKeySetStatus, seen: &SecretSeen) -> bool {
-    match seen {
-        SecretSeen::Absent => false,
-        SecretSeen::Present { uid, slots, .. } => {
-            ownership(status, uid, slots) != Ownership::Foreign
-        }
-    }
+    ownership(status, seen) != Ownership::Foreign
 }
 
 /// How far a slot of the operator's Secret can be trusted.

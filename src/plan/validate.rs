@@ -3,7 +3,7 @@
 
 use super::PlanInput;
 use crate::api::{
-    MAX_LABEL_VALUE, MAX_REVISION, Slot, has_control, is_label_value, is_qualified_name,
+    MAX_LABEL_VALUE, MAX_REVISION, Slot, denied_key, has_control, is_label_value, is_qualified_name,
 };
 
 /// Rules the CRD enforces at admission, checked again for clusters where they were bypassed,
@@ -66,6 +66,16 @@ pub fn validate(input: &PlanInput) -> Result<(), String> {
         }
         if let Some(k) = s.annotations.keys().find(|k| !is_qualified_name(k)) {
             return Err(format!("spec.secret.annotations has an invalid key {k:?}"));
+        }
+        for (field, keys) in [
+            ("labels", s.labels.keys()),
+            ("annotations", s.annotations.keys()),
+        ] {
+            if let Some((key, prefix)) = denied_key(keys, input.denied_prefixes) {
+                return Err(format!(
+                    "spec.secret.{field} has {key:?}: keys under {prefix} make another controller copy or expose the Secret and are refused (docs/security.md)"
+                ));
+            }
         }
     }
     if let Some(recorded) = &input.status.secret_name

@@ -8,7 +8,7 @@ use super::{
     render,
     session::Session,
 };
-use crate::api::Slot;
+use crate::api::{READY, Slot};
 
 pub(super) async fn show(session: &Session, args: KeyArgs) -> Result<()> {
     println!("{}", read_key(session, &args.name, args.slot.into()).await?);
@@ -19,12 +19,19 @@ pub(super) async fn copy(session: &Session, args: KeyArgs) -> Result<()> {
     let slot = Slot::from(args.slot);
     let value = read_key(session, &args.name, slot).await?;
     let fingerprint = crate::keys::fingerprint(value.as_bytes());
-    let via = to_clipboard(&value)?;
-    println!(
-        "Copied the {} key of {} ({fingerprint}) to the clipboard via {via}.",
-        slot.name(),
-        args.name
-    );
+    match to_clipboard(&value)? {
+        Clipboard::Tool(tool) => println!(
+            "Copied the {} key of {} ({fingerprint}) to the clipboard with {tool}.",
+            slot.name(),
+            args.name
+        ),
+        // Nothing tells whether the terminal took it: say what was done, not what happened.
+        Clipboard::Terminal => println!(
+            "Sent the {} key of {} ({fingerprint}) to the terminal as an OSC 52 clipboard request. Many terminals ignore it: check your clipboard, or use `show`. The key passed through the terminal's output (and anything recording it).",
+            slot.name(),
+            args.name
+        ),
+    }
     Ok(())
 }
 
@@ -38,6 +45,27 @@ async fn read_key(session: &Session, name: &str, slot: Slot) -> Result<String> {
         return Err(fail(
             exit::UNTRUSTED,
             format!("key set {name} is revoked: its keys were destroyed; create a new key set"),
+        ));
+    }
+    if ks.spec.revoke.is_some() {
+        return Err(fail(
+            exit::UNTRUSTED,
+            format!(
+                "key set {name} is being revoked (spec.revoke is set): its keys are about to be destroyed and are not shown"
+            ),
+        ));
+    }
+    // The operator's word on drift wins over the fingerprint check below: it also checks the
+    // proof, which the plugin cannot.
+    let ready = status.conditions.iter().find(|c| c.type_ == READY);
+    if ready.is_some_and(|c| crate::api::drifted_slots(&c.message).contains(&slot)) {
+        return Err(fail(
+            exit::UNTRUSTED,
+            format!(
+                "the operator reports the {} key of {name} as drifted (SecretDrift): it is not the key it recorded and is not shown. Regenerate it: kubectl dmkeys regenerate {name} {}",
+                slot.name(),
+                slot.name()
+            ),
         ));
     }
     let no_keys = || fail(exit::ERROR, format!("key set {name} has no keys yet"));
@@ -91,12 +119,20 @@ async fn read_key(session: &Session, name: &str, slot: Slot) -> Result<String> {
     Ok(value)
 }
 
+/// Where `copy` put the key.
+enum Clipboard {
+    Tool(&'static str),
+    /// An OSC 52 request to the terminal, which may or may not honour it.
+    Terminal,
+}
+
 /// Puts `value` on the clipboard: a platform tool when one is present, else OSC 52 to the
 /// terminal. Never writes the value to stdout.
-fn to_clipboard(value: &str) -> Result<&'static str> {
+fn to_clipboard(value: &str) -> Result<Clipboard> {
     for (tool, args) in [
         ("wl-copy", &[][..]),
         ("xclip", &["-selection", "clipboard"][..]),
+        ("xsel", &["--clipboard", "--input"][..]),
         ("pbcopy", &[][..]),
     ] {
         let spawned = std::process::Command::new(tool)
@@ -110,7 +146,7 @@ fn to_clipboard(value: &str) -> Result<&'static str> {
                 let _ = stdin.write_all(value.as_bytes());
             }
             if child.wait().is_ok_and(|s| s.success()) {
-                return Ok(tool);
+                return Ok(Clipboard::Tool(tool));
             }
         }
     }
@@ -121,11 +157,11 @@ fn to_clipboard(value: &str) -> Result<&'static str> {
         .map_err(|_| {
             fail(
                 exit::ERROR,
-                "no terminal and no clipboard tool (wl-copy, xclip, pbcopy): use `show` instead",
+                "no terminal and no clipboard tool (wl-copy, xclip, xsel, pbcopy): use `show` instead",
             )
         })?;
     tty.write_all(render::osc52(value).as_bytes())
         .and_then(|_| tty.flush())
         .map_err(|e| fail(exit::ERROR, e.to_string()))?;
-    Ok("the terminal (OSC 52)")
+    Ok(Clipboard::Terminal)
 }

@@ -18,7 +18,7 @@ use super::{
     Cli, FIELD_MANAGER,
     failure::{Result, exit, fail},
 };
-use crate::api::DataMinerKeySet;
+use crate::api::{DataMinerKeySet, REPORTING_CONTROLLER};
 
 /// A client and the namespace the command works in.
 pub(super) struct Session {
@@ -128,6 +128,9 @@ impl Session {
             .items
             .into_iter()
             .filter(|e| e.regarding.as_ref().and_then(|r| r.uid.as_deref()) == ks.uid().as_deref())
+            // The audit trail is what the operator reported; anyone who may create Events could
+            // write others (docs/security.md).
+            .filter(|e| e.reporting_controller.as_deref() == Some(REPORTING_CONTROLLER))
             .collect();
         events.sort_by_key(|e| {
             e.event_time.as_ref().map(|t| t.0).or(e

@@ -2,7 +2,7 @@
 
 use super::{Applied, requester::requester};
 use crate::{
-    api::DataMinerKeySet,
+    api::{DRIFT_PHRASE, DataMinerKeySet},
     plan::{Change, Held, Problem, Slot},
 };
 
@@ -33,7 +33,7 @@ pub(super) fn problem_message(
         Problem::SecretDrift(slots) => {
             let names: Vec<&str> = slots.iter().map(|s| s.name()).collect();
             format!(
-                "the {} key in Secret {secret} is not the key the operator recorded (changed, removed or set back outside the operator); it was not rotated silently, and nothing in the Secret is written until you raise spec.regenerate.{}.revision to issue a new key",
+                "the {} key in Secret {secret}{DRIFT_PHRASE}; it was not rotated silently, and nothing in the Secret is written until you raise spec.regenerate.{}.revision to issue a new key",
                 names.join(" and "),
                 names[0]
             )
@@ -90,6 +90,9 @@ fn what_changed(ks: &DataMinerKeySet, change: &Change, applied: &Applied) -> Str
         Change::KeysCreated => {
             format!("created primary key {p} and secondary key {s} in Secret {secret}")
         }
+        Change::KeysAdopted => format!(
+            "adopted primary key {p} and secondary key {s} in Secret {secret}: keys the operator proved it wrote for this key set (restored from a backup, or a re-created Secret); no key was regenerated"
+        ),
         Change::SecretRecreated => {
             format!("recreated Secret {secret}: primary key {p}, secondary key {s}")
         }

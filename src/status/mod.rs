@@ -24,7 +24,7 @@ pub use requester::{Requester, cut, requester};
 
 use crate::{
     api::{
-        AUDIT_PENDING, DataMinerKeySet, DataMinerKeySetStatus, HistoryEntry, KeyStatus,
+        ALSO, AUDIT_PENDING, DataMinerKeySet, DataMinerKeySetStatus, HistoryEntry, KeyStatus,
         OWN_CONDITIONS, READY, REVOKED,
     },
     plan::{Change, Held, Plan, Problem, Slot},
@@ -44,6 +44,8 @@ pub struct Applied {
     pub held: [Option<Held>; 2],
     /// The uid of the operator's Secret after the apply step, when known.
     pub secret_uid: Option<String>,
+    /// The lineage of the keys, when known.
+    pub lineage: Option<String>,
     pub now: Timestamp,
 }
 
@@ -54,12 +56,18 @@ impl Applied {
     }
 }
 
-/// Between the problems the Ready message names.
-pub(crate) const ALSO: &str = " Also: ";
-
 /// The Ready condition's (status, reason, message).
 fn readiness(ks: &DataMinerKeySet, applied: &Applied) -> (bool, &'static str, String) {
     if applied.plan.revoked {
+        // A copy of the keys that could not be deleted still serves them: say so.
+        if let Some(failed) = applied
+            .plan
+            .problems
+            .iter()
+            .find(|p| p.reason() == "SecretWriteFailed")
+        {
+            return (false, failed.reason(), problem_message(ks, failed, applied));
+        }
         return (
             false,
             "Revoked",
@@ -154,7 +162,9 @@ pub fn next_status(ks: &DataMinerKeySet, applied: &Applied) -> DataMinerKeySetSt
         })
     };
 
-    let created = plan.changes.contains(&Change::KeysCreated);
+    // A key set restored from a backup is created anew: its adoption records when and by whom.
+    let created =
+        plan.changes.contains(&Change::KeysCreated) || plan.changes.contains(&Change::KeysAdopted);
     let revoked_now = plan.changes.contains(&Change::Revoked);
 
     let mut history: Vec<HistoryEntry> = plan
@@ -194,12 +204,22 @@ pub fn next_status(ks: &DataMinerKeySet, applied: &Applied) -> DataMinerKeySetSt
             now,
         ),
         if plan.revoked {
+            let destroyed = !plan
+                .problems
+                .iter()
+                .any(|p| p.reason() == "SecretWriteFailed");
             condition(
                 &old.conditions,
                 REVOKED,
                 true,
                 "KeysRevoked",
-                "spec.revoke was confirmed; both keys are destroyed".into(),
+                match destroyed {
+                    true => "spec.revoke was confirmed; both keys are destroyed".into(),
+                    false => format!(
+                        "spec.revoke was confirmed, but Secret {} still holds keys of this set: deleting it failed (see Ready); retrying",
+                        ks.secret_name()
+                    ),
+                },
                 generation,
                 now,
             )
@@ -240,6 +260,7 @@ pub fn next_status(ks: &DataMinerKeySet, applied: &Applied) -> DataMinerKeySetSt
                 .then(|| ks.secret_name())
         }),
         secret_uid: applied.secret_uid.clone().or(old.secret_uid.clone()),
+        lineage: applied.lineage.clone().or(old.lineage.clone()),
         created_at: old
             .created_at
             .clone()
@@ -452,6 +473,7 @@ mod tests {
                 plan: created.clone(),
                 held: held(1, 1),
                 secret_uid: Some("uid-1".into()),
+                lineage: None,
                 now: at(1),
             },
         ));
@@ -584,6 +606,28 @@ mod tests {
             .map(|n| n.reason)
             .collect();
         assert_eq!(again, ["ConfirmationMismatch"]);
+    }
+
+    #[test]
+    fn the_plugin_finds_the_drifted_slots_in_any_ready_message() {
+        let ks = keyset();
+        let ready = |problems: Vec<Problem>| {
+            let st = next_status(&ks, &applied(&plan(vec![], problems), held(1, 1), at(1)));
+            st.conditions[0].message.clone()
+        };
+        let drift = |slots: Vec<Slot>| Problem::SecretDrift(slots);
+        assert_eq!(
+            crate::api::drifted_slots(&ready(vec![drift(vec![Slot::Secondary])])),
+            [Slot::Secondary]
+        );
+        assert_eq!(
+            crate::api::drifted_slots(&ready(vec![drift(vec![Slot::Primary, Slot::Secondary])])),
+            [Slot::Primary, Slot::Secondary]
+        );
+        // Below a more severe problem, after "Also:".
+        let both = ready(vec![drift(vec![Slot::Primary]), Problem::SecretConflict]);
+        assert_eq!(crate::api::drifted_slots(&both), [Slot::Primary]);
+        assert!(crate::api::drifted_slots(&ready(vec![])).is_empty());
     }
 
     #[test]

@@ -1,11 +1,11 @@
 //! The Events a reconcile publishes: one per change, and one per problem that is new.
 
 use super::{
-    ALSO, Applied,
+    Applied,
     messages::{change_note, problem_message},
 };
 use crate::{
-    api::{DataMinerKeySet, READY},
+    api::{ALSO, DataMinerKeySet, READY},
     plan::{Change, Problem},
 };
 

@@ -17,7 +17,8 @@ pub struct Requester {
 /// Who asked for `change`; `None` when nobody did (the operator recreating a deleted Secret).
 pub fn requester(ks: &DataMinerKeySet, change: &Change) -> Option<Requester> {
     let by = match change {
-        Change::KeysCreated => ks.created_by(),
+        // Adopted keys are credited to whoever created this key set object (the restore).
+        Change::KeysCreated | Change::KeysAdopted => ks.created_by(),
         Change::Regenerated { slot, revision, .. } => ks.requested_by(*slot, *revision),
         Change::Revoked => ks.revoked_by(),
         Change::SecretRecreated => return None,
