@@ -328,28 +328,16 @@ async fn secret_metadata_that_copies_the_secret_is_refused_at_admission() {
     }
 
     // The chart adds a prefix of its own: its policy refuses it too.
-    let helm = dmk_control_plane::binaries().unwrap().join("helm");
-    let out = std::process::Command::new(helm)
-        .args([
-            "template",
-            "deny",
-            common::chart::CHART,
-            "--kube-version",
-            "1.36.3",
-        ])
-        .args(["--set", "secretMetadata.deniedPrefixes={sync.example.com/}"])
-        .args(["--show-only", "templates/secret-metadata-policy.yaml"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let docs = common::chart::render(
+        "deny",
+        &e.ns,
+        &[
+            "--set",
+            "secretMetadata.deniedPrefixes={sync.example.com/}",
+            "--show-only",
+            "templates/secret-metadata-policy.yaml",
+        ],
     );
-    let text = String::from_utf8(out.stdout).unwrap();
-    let docs: Vec<serde_json::Value> = serde_yaml::Deserializer::from_str(&text)
-        .map(|d| serde::Deserialize::deserialize(d).unwrap())
-        .collect();
     let policy: ValidatingAdmissionPolicy = serde_json::from_value(docs[0].clone()).unwrap();
     let mut binding: ValidatingAdmissionPolicyBinding =
         serde_json::from_value(docs[1].clone()).unwrap();

@@ -194,12 +194,9 @@ async fn a_namespace_deleted_and_restored_keeps_the_keys() {
     e.finish().await;
 }
 
-// Item 2: a Secret deleted and created again with the same content while the operator was
-// stopped is adopted, so a revoke destroys it (it used to say "Secret deleted" while the copy
-// kept serving the keys).
-#[tokio::test]
-async fn revoke_destroys_a_re_created_copy() {
-    let mut e = env("revoke-copy").await;
+/// A Ready key set whose Secret was deleted and created again with the same content while the
+/// operator was stopped (it stays stopped): the Secret as it was, and the copy.
+async fn re_created_copy(e: &mut Env) -> (Secret, Secret) {
     apply(&e.keysets, &org_keyset("ks")).await.unwrap();
     e.ready("ks").await;
     let secret = e.secrets.get("ks-keys").await.unwrap();
@@ -210,6 +207,16 @@ async fn revoke_destroys_a_re_created_copy() {
         .await
         .unwrap();
     let copy = restore(&e.secrets, &backup(&secret)).await;
+    (secret, copy)
+}
+
+// Item 2: a Secret deleted and created again with the same content while the operator was
+// stopped is adopted, so a revoke destroys it (it used to say "Secret deleted" while the copy
+// kept serving the keys).
+#[tokio::test]
+async fn revoke_destroys_a_re_created_copy() {
+    let mut e = env("revoke-copy").await;
+    let (secret, copy) = re_created_copy(&mut e).await;
     e.operator.restart();
     keyset_where(&e.keysets, "ks", "the copy adopted", |k| {
         k.status.as_ref().and_then(|s| s.secret_uid.clone()) == copy.uid()
@@ -239,16 +246,7 @@ async fn revoke_destroys_a_re_created_copy() {
 #[tokio::test]
 async fn deleting_a_key_set_destroys_a_re_created_copy() {
     let mut e = env("delete-copy").await;
-    apply(&e.keysets, &org_keyset("ks")).await.unwrap();
-    e.ready("ks").await;
-    let secret = e.secrets.get("ks-keys").await.unwrap();
-    e.ledger.record(&secret);
-    e.operator.stop();
-    e.secrets
-        .delete("ks-keys", &DeleteParams::default())
-        .await
-        .unwrap();
-    restore(&e.secrets, &backup(&secret)).await;
+    re_created_copy(&mut e).await;
     e.keysets
         .delete("ks", &DeleteParams::default())
         .await

@@ -135,16 +135,7 @@ struct Failure {
 
 /// The server's reason, without any key value (a message that quoted one would say `[key]`).
 fn failure_message(e: &CallError, values: &[&KeyValue]) -> String {
-    let mut message = match e {
-        CallError::Api(kube::Error::Api(s)) => {
-            format!("{} (HTTP {} {})", s.message, s.code, s.reason)
-        }
-        CallError::Api(other) => other.to_string(),
-        CallError::TimedOut => format!(
-            "the API server did not answer within {}s",
-            REQUEST_TIMEOUT.as_secs()
-        ),
-    };
+    let mut message = e.message();
     for value in values {
         message = message.replace(value.expose(), "[key]");
     }

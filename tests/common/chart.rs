@@ -22,10 +22,9 @@ pub fn as_chart() -> bool {
     std::env::var_os("DMK_TEST_AS_CHART").is_some_and(|v| v == "1")
 }
 
-/// The Roles and RoleBindings the chart renders for `release` watching only `ns`.
-pub fn rendered_roles(release: &str, ns: &str) -> Vec<serde_json::Value> {
+/// The objects `helm template` renders for `release` in `ns` (Kubernetes 1.36.3), with `args`.
+pub fn render(release: &str, ns: &str, args: &[&str]) -> Vec<serde_json::Value> {
     let helm = dmk_control_plane::binaries().unwrap().join("helm");
-    let watch = format!("watchNamespaces={{{ns}}}");
     let out = std::process::Command::new(helm)
         .args([
             "template",
@@ -36,7 +35,7 @@ pub fn rendered_roles(release: &str, ns: &str) -> Vec<serde_json::Value> {
             "--kube-version",
             "1.36.3",
         ])
-        .args(["--set", &watch])
+        .args(args)
         .output()
         .unwrap();
     assert!(
@@ -47,6 +46,15 @@ pub fn rendered_roles(release: &str, ns: &str) -> Vec<serde_json::Value> {
     let text = String::from_utf8(out.stdout).unwrap();
     serde_yaml::Deserializer::from_str(&text)
         .filter_map(|doc| serde_json::Value::deserialize(doc).ok())
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+/// The Roles and RoleBindings the chart renders for `release` watching only `ns`.
+pub fn rendered_roles(release: &str, ns: &str) -> Vec<serde_json::Value> {
+    let watch = format!("watchNamespaces={{{ns}}}");
+    render(release, ns, &["--set", &watch])
+        .into_iter()
         .filter(|v| v["kind"] == "Role" || v["kind"] == "RoleBinding")
         .collect()
 }
