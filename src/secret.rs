@@ -174,46 +174,65 @@ pub fn observe(
     let keyset_uid = ks.uid().unwrap_or_default();
     let (namespace, name) = (ks.namespace().unwrap_or_default(), ks.name_any());
     let claimed = annotations.get(LINEAGE_ANNOTATION).map(String::as_str);
-    let owner = Owner {
-        namespace: &namespace,
-        name: &name,
-        lineage: claimed.unwrap_or_default(),
+    let proofs = Slot::BOTH.map(|slot| annotations.get(proof_annotation(slot)));
+    // Per slot, the revision the proof verifies at for `lineage`: the operator can only have
+    // written the recorded revision, the next one (a recreation), the requested one, or (a
+    // restore) the annotated one, so those are tried, whatever the annotation says.
+    let prove = |lineage: &str| {
+        let owner = Owner {
+            namespace: &namespace,
+            name: &name,
+            lineage,
+        };
+        Slot::BOTH.map(|slot| {
+            let revision = annotations
+                .get(revision_annotation(slot))
+                .and_then(|v| v.parse().ok());
+            let recorded = status.slot(slot).map(|k| k.revision);
+            let requested = ks.spec.request(slot).map(|r| r.revision);
+            let candidates = [revision, recorded, recorded.map(|r| r + 1), requested];
+            let value = values[slot as usize].as_ref();
+            value.zip(proofs[slot as usize]).and_then(|(value, proof)| {
+                candidates
+                    .into_iter()
+                    .flatten()
+                    .find(|&r| proof_key.verify(owner, &keyset_uid, slot, r, value, proof))
+            })
+        })
     };
-    let mut current = true;
-    let mut lineage_proven = false;
-    let slots = Slot::BOTH.map(|slot| {
-        let revision = annotations
-            .get(revision_annotation(slot))
-            .and_then(|v| v.parse().ok());
-        let value = values[slot as usize].as_ref();
-        let proof = annotations.get(proof_annotation(slot));
-        // The operator can only have written the recorded revision, the next one (a
-        // recreation), the requested one, or (a restore) the annotated one: try those.
-        let recorded = status.slot(slot).map(|k| k.revision);
-        let requested = ks.spec.request(slot).map(|r| r.revision);
-        let candidates = [revision, recorded, recorded.map(|r| r + 1), requested];
-        let proven = value.zip(proof).and_then(|(value, proof)| {
-            candidates
-                .into_iter()
-                .flatten()
-                .find(|&r| proof_key.verify(owner, &keyset_uid, slot, r, value, proof))
-        });
-        let is_current = proof.is_some_and(|p| proof::is_current(p));
-        current &= is_current;
-        lineage_proven |= proven.is_some() && is_current && claimed.is_some();
-        SlotSeen {
-            revision,
-            fingerprint: value.map(KeyValue::fingerprint),
-            proven,
-        }
+    let current = proofs
+        .iter()
+        .all(|p| p.is_some_and(|p| proof::is_current(p)));
+    // The lineage the proofs verify for: the annotated one (a hint: the proof covers it), else
+    // the recorded one, so an edited or removed annotation is put back, not taken for drift.
+    let tries = [
+        claimed,
+        status.lineage.as_deref().filter(|l| Some(*l) != claimed),
+    ];
+    let found = tries.into_iter().flatten().find_map(|lineage| {
+        let proven = prove(lineage);
+        (current && proven.iter().any(Option::is_some)).then_some((lineage, proven))
     });
-    let lineage = claimed.filter(|_| lineage_proven).map(str::to_string);
-    // Proofs of 0.1.0, or a lineage other than the one recorded: rewritten at the next write.
-    let lineage_as_recorded = status.lineage.is_none() || status.lineage == lineage;
+    let (lineage, proven) = match found {
+        Some((lineage, proven)) => (Some(lineage.to_string()), proven),
+        // 0.1.0's proofs (bound to the uid), or nothing proven at all.
+        None => (None, prove(claimed.unwrap_or_default())),
+    };
+    let slots = Slot::BOTH.map(|slot| SlotSeen {
+        revision: annotations
+            .get(revision_annotation(slot))
+            .and_then(|v| v.parse().ok()),
+        fingerprint: values[slot as usize].as_ref().map(KeyValue::fingerprint),
+        proven: proven[slot as usize],
+    });
+    // Proofs of 0.1.0, a lineage annotation other than the proven one, or a lineage other than
+    // the recorded one: rewritten at the next write.
+    let lineage_in_sync =
+        claimed == lineage.as_deref() && (status.lineage.is_none() || status.lineage == lineage);
     let seen = SecretSeen::Present {
         uid: secret.uid().unwrap_or_default(),
         slots,
-        layout_in_sync: layout_in_sync(ks, secret) && current && lineage_as_recorded,
+        layout_in_sync: layout_in_sync(ks, secret) && current && lineage_in_sync,
         lineage,
         controlled: has_controller_ref(ks, secret),
         tombstoned: false,

@@ -306,3 +306,44 @@ async fn revoked_or_deleted_keys_are_never_adopted_again() {
         e.finish().await;
     }
 }
+
+// The lineage annotation is a hint like the revision annotations: removed or edited by hand, it
+// is put back from the record, and the keys stay trusted (no SecretDrift).
+#[tokio::test]
+async fn an_edited_lineage_annotation_is_put_back() {
+    let mut e = env("lineage-edit").await;
+    apply(&e.keysets, &org_keyset("ks")).await.unwrap();
+    let ks = e.ready("ks").await;
+    let lineage = ks
+        .status
+        .as_ref()
+        .unwrap()
+        .lineage
+        .clone()
+        .expect("recorded");
+    e.ledger.record(&e.secrets.get("ks-keys").await.unwrap());
+    for edit in [json!(null), json!("0123456789abcdef0123456789abcdef")] {
+        let patch = json!({ "metadata": { "annotations": {
+            "keys.dataminer.services/lineage": edit
+        }}});
+        e.secrets
+            .patch(
+                "ks-keys",
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(&patch),
+            )
+            .await
+            .unwrap();
+        let restored = common::eventually(30, "the lineage annotation put back", || async {
+            let s = e.secrets.get("ks-keys").await.unwrap();
+            (s.annotations().get("keys.dataminer.services/lineage") == Some(&lineage)).then_some(s)
+        })
+        .await;
+        assert_eq!(e.ledger.record(&restored), common::key_values(&restored));
+        let ks = e.keysets.get("ks").await.unwrap();
+        assert!(common::is_ready(&ks), "{:?}", condition(&ks, "Ready"));
+        assert_eq!(revisions(&ks), (1, 1));
+    }
+    assert_eq!(event_count(&e.client, &e.ns, "ks", "SecretDrift").await, 0);
+    e.finish().await;
+}
