@@ -175,6 +175,11 @@ pub fn observe(
     let (namespace, name) = (ks.namespace().unwrap_or_default(), ks.name_any());
     let claimed = annotations.get(LINEAGE_ANNOTATION).map(String::as_str);
     let proofs = Slot::BOTH.map(|slot| annotations.get(proof_annotation(slot)));
+    let annotated: [Option<i64>; 2] = Slot::BOTH.map(|slot| {
+        annotations
+            .get(revision_annotation(slot))
+            .and_then(|v| v.parse().ok())
+    });
     // Per slot, the revision the proof verifies at for `lineage`: the operator can only have
     // written the recorded revision, the next one (a recreation), the requested one, or (a
     // restore) the annotated one, so those are tried, whatever the annotation says.
@@ -185,12 +190,14 @@ pub fn observe(
             lineage,
         };
         Slot::BOTH.map(|slot| {
-            let revision = annotations
-                .get(revision_annotation(slot))
-                .and_then(|v| v.parse().ok());
             let recorded = status.slot(slot).map(|k| k.revision);
             let requested = ks.spec.request(slot).map(|r| r.revision);
-            let candidates = [revision, recorded, recorded.map(|r| r + 1), requested];
+            let candidates = [
+                annotated[slot as usize],
+                recorded,
+                recorded.map(|r| r + 1),
+                requested,
+            ];
             let value = values[slot as usize].as_ref();
             value.zip(proofs[slot as usize]).and_then(|(value, proof)| {
                 candidates
@@ -219,9 +226,7 @@ pub fn observe(
         None => (None, prove(claimed.unwrap_or_default())),
     };
     let slots = Slot::BOTH.map(|slot| SlotSeen {
-        revision: annotations
-            .get(revision_annotation(slot))
-            .and_then(|v| v.parse().ok()),
+        revision: annotated[slot as usize],
         fingerprint: values[slot as usize].as_ref().map(KeyValue::fingerprint),
         proven: proven[slot as usize],
     });
