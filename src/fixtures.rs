@@ -5,8 +5,8 @@ use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
 
 use crate::{
     api::{
-        DataMinerKeySet, DataMinerKeySetSpec, DataMinerKeySetStatus, KeyStatus, OrganizationScope,
-        Permission, RegenerateRequest, RegenerateSpec, RevokeSpec, Scope, Slot,
+        AdoptSpec, DataMinerKeySet, DataMinerKeySetSpec, DataMinerKeySetStatus, KeyStatus,
+        OrganizationScope, Permission, RegenerateRequest, RegenerateSpec, RevokeSpec, Scope, Slot,
     },
     plan::{Change, Held, Plan, Problem, SecretWrite},
     status::Applied,
@@ -29,6 +29,7 @@ pub fn spec() -> DataMinerKeySetSpec {
         secret: None,
         regenerate: None,
         revoke: None,
+        adopt: None,
     }
 }
 
@@ -63,6 +64,22 @@ pub fn with_request(
 pub fn with_revoke(mut spec: DataMinerKeySetSpec, confirm: &str) -> DataMinerKeySetSpec {
     spec.revoke = Some(
         RevokeSpec {
+            confirm_label: confirm.into(),
+        }
+        .into(),
+    );
+    spec
+}
+
+/// `spec` asking to adopt the Secret's values (request `request`), confirmed with `confirm`.
+pub fn with_adopt(
+    mut spec: DataMinerKeySetSpec,
+    request: i64,
+    confirm: &str,
+) -> DataMinerKeySetSpec {
+    spec.adopt = Some(
+        AdoptSpec {
+            request,
             confirm_label: confirm.into(),
         }
         .into(),

@@ -102,3 +102,26 @@ fn transition_rules() {
     );
     validate_cel_update(&old, &old).expect("re-applying the same spec is fine");
 }
+
+#[test]
+fn an_adoption_is_confirmed_and_its_request_only_goes_up() {
+    refused(
+        &keyset(|v| v["spec"]["adopt"] = json!({"request": 1, "confirmLabel": "CI"})),
+        "spec.adopt.confirmLabel must repeat the label exactly to confirm: set it to \\\"CI pipeline\\\"",
+    );
+    let adopt = |request: i64| {
+        keyset(|v| v["spec"]["adopt"] = json!({"request": request, "confirmLabel": LABEL}))
+    };
+    validate_cel(&adopt(1)).unwrap();
+    validate_cel_update(&adopt(2), &adopt(1)).expect("a raise asks again");
+    let err = validate_cel_update(&adopt(1), &adopt(2)).expect_err("a request cannot decrease");
+    assert!(format!("{err:?}").contains("spec.adopt.request cannot decrease"));
+    let relabelled = keyset(|v| {
+        v["spec"]["label"] = json!("renamed");
+        v["spec"]["adopt"] = json!({"request": 2, "confirmLabel": "renamed"});
+    });
+    assert!(
+        validate_cel_update(&relabelled, &adopt(1)).is_err(),
+        "a label change cannot come with a raised request"
+    );
+}

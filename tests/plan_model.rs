@@ -116,6 +116,7 @@ impl World {
                 secret: None,
                 regenerate: None,
                 revoke: None,
+                adopt: None,
             },
         );
         ks.metadata.namespace = Some("ns".into());

@@ -6,73 +6,21 @@
 
 mod common;
 
-use common::{Env, LABEL, apply, condition, event_count, keyset_where, org_keyset, revisions};
+use common::{
+    Env, LABEL, apply,
+    backup::{backup, lose_both, restore, rotated},
+    condition, event_count, keyset_where, org_keyset, revisions,
+};
 use dataminer_keys_operator::api::DataMinerKeySet;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::{
-    Api, Resource, ResourceExt,
+    Api, ResourceExt,
     api::{DeleteParams, PostParams},
 };
-use serde_json::{Value, json};
+use serde_json::json;
 
 async fn env(prefix: &str) -> Env {
     Env::new(common::control_plane().await, prefix).await
-}
-
-/// An object as a backup keeps it.
-fn backup<K: serde::Serialize>(obj: &K) -> Value {
-    let mut v = serde_json::to_value(obj).unwrap();
-    let meta = v["metadata"].as_object_mut().unwrap();
-    for field in [
-        "uid",
-        "resourceVersion",
-        "creationTimestamp",
-        "managedFields",
-        "ownerReferences",
-        "generation",
-        "namespace",
-    ] {
-        meta.remove(field);
-    }
-    v.as_object_mut().unwrap().remove("status");
-    v
-}
-
-async fn restore<K>(api: &Api<K>, saved: &Value) -> K
-where
-    K: Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
-{
-    let obj: K = serde_json::from_value(saved.clone()).unwrap();
-    api.create(&PostParams::default(), &obj).await.unwrap()
-}
-
-/// A key set with history: created, then its primary regenerated to revision 2.
-async fn rotated(e: &mut Env) -> (DataMinerKeySet, Secret) {
-    apply(&e.keysets, &org_keyset("ks")).await.unwrap();
-    e.ready("ks").await;
-    let mut manifest = org_keyset("ks");
-    manifest["spec"]["regenerate"]["primary"] = json!({ "revision": 2, "confirmLabel": LABEL });
-    apply(&e.keysets, &manifest).await.unwrap();
-    let ks = keyset_where(&e.keysets, "ks", "primary at 2", |k| {
-        common::is_ready(k) && revisions(k) == (2, 1)
-    })
-    .await;
-    let secret = e.secrets.get("ks-keys").await.unwrap();
-    e.ledger.record(&secret);
-    (ks, secret)
-}
-
-/// The key set and its Secret gone without the operator (it is stopped): the Secret deleted,
-/// then the key set's finalizer removed by hand, as after a lost cluster.
-async fn lose_both(e: &mut Env) {
-    e.operator.stop();
-    e.secrets
-        .delete("ks-keys", &DeleteParams::default())
-        .await
-        .unwrap();
-    common::remove_finalizers(&e.keysets, "ks").await;
-    e.keysets.delete("ks", &DeleteParams::default()).await.ok();
-    common::gone(&e.keysets, "ks", "the key set deleted").await;
 }
 
 fn history(ks: &DataMinerKeySet) -> Vec<String> {

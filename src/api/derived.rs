@@ -5,8 +5,8 @@
 use kube::ResourceExt;
 
 use super::{
-    DEFAULT_PRIMARY_KEY_NAME, DEFAULT_SECONDARY_KEY_NAME, DEFAULT_SECRET_SUFFIX, DataMinerKeySet,
-    DataMinerKeySetSpec, DataMinerKeySetStatus, KeyStatus, RegenerateRequest,
+    AdoptSpec, DEFAULT_PRIMARY_KEY_NAME, DEFAULT_SECONDARY_KEY_NAME, DEFAULT_SECRET_SUFFIX,
+    DataMinerKeySet, DataMinerKeySetSpec, DataMinerKeySetStatus, KeyStatus, RegenerateRequest,
 };
 
 /// One of the two keys.
@@ -67,6 +67,12 @@ impl DataMinerKeySetSpec {
             (None, Some(sys)) => ("System", sys.name.clone()),
             (None, None) => ("Unknown", String::new()),
         }
+    }
+
+    /// The adoption request not yet honoured (above the one status records), if any.
+    pub fn pending_adoption(&self, status: &DataMinerKeySetStatus) -> Option<&AdoptSpec> {
+        let done = status.adopted_request.unwrap_or(0);
+        self.adopt.as_deref().filter(|a| a.request > done)
     }
 
     /// The regenerate request for `slot`, if any.

@@ -10,15 +10,18 @@ pub const REVOKED_BY_ANNOTATION: &str = "keys.dataminer.services/revoked-by";
 pub const PRIMARY_REQUESTED_BY_ANNOTATION: &str = "keys.dataminer.services/primary-requested-by";
 pub const SECONDARY_REQUESTED_BY_ANNOTATION: &str =
     "keys.dataminer.services/secondary-requested-by";
+/// The user who raised `spec.adopt.request` (stamped when it rises), as `<user> (request <n>)`.
+pub const ADOPTED_BY_ANNOTATION: &str = "keys.dataminer.services/adopted-by";
 /// Free text a pipeline or the plugin sets (for example the Git commit author): recorded as
 /// "on behalf of", never checked by anyone.
 pub const ON_BEHALF_OF_ANNOTATION: &str = "keys.dataminer.services/on-behalf-of";
 /// Every annotation of a key set the operator reads (on-behalf-of last: it goes with the others).
-pub const REQUESTER_ANNOTATIONS: [&str; 5] = [
+pub const REQUESTER_ANNOTATIONS: [&str; 6] = [
     CREATED_BY_ANNOTATION,
     PRIMARY_REQUESTED_BY_ANNOTATION,
     SECONDARY_REQUESTED_BY_ANNOTATION,
     REVOKED_BY_ANNOTATION,
+    ADOPTED_BY_ANNOTATION,
     ON_BEHALF_OF_ANNOTATION,
 ];
 /// What the requester fields read when no policy recorded one.
@@ -38,7 +41,16 @@ pub fn requested_by_annotation(slot: Slot) -> &'static str {
 
 /// Splits a slot requester annotation, `<user> (revision <n>)`, into the user and `n`.
 pub fn parse_requested_by(value: &str) -> Option<(&str, i64)> {
-    let (user, rest) = value.strip_suffix(')')?.rsplit_once(" (revision ")?;
+    parse_numbered(value, " (revision ")
+}
+
+/// Splits the adopter annotation, `<user> (request <n>)`, into the user and `n`.
+pub fn parse_adopted_by(value: &str) -> Option<(&str, i64)> {
+    parse_numbered(value, " (request ")
+}
+
+fn parse_numbered<'a>(value: &'a str, tag: &str) -> Option<(&'a str, i64)> {
+    let (user, rest) = value.strip_suffix(')')?.rsplit_once(tag)?;
     let revision = rest.parse().ok().filter(|r: &i64| *r > 0)?;
     (!user.is_empty()).then_some((user, revision))
 }
@@ -70,6 +82,13 @@ impl DataMinerKeySet {
         (r == revision).then_some(user)
     }
 
+    /// Who raised `spec.adopt.request` to `request`: only an annotation that names that very
+    /// request counts.
+    pub fn adopted_by(&self, request: i64) -> Option<&str> {
+        let (user, r) = parse_adopted_by(self.annotation(ADOPTED_BY_ANNOTATION)?)?;
+        (r == request).then_some(user)
+    }
+
     /// The unverified "on behalf of" a manifest carries.
     pub fn on_behalf_of(&self) -> Option<&str> {
         self.annotation(ON_BEHALF_OF_ANNOTATION)
@@ -99,6 +118,10 @@ impl DataMinerKeySet {
                     parse_requested_by(value).is_some_and(|(_, r)| r > recorded(Slot::Secondary))
                 }
                 REVOKED_BY_ANNOTATION => self.spec.revoke.is_some() && !revoked,
+                ADOPTED_BY_ANNOTATION => {
+                    let done = status.and_then(|s| s.adopted_request).unwrap_or(0);
+                    parse_adopted_by(value).is_some_and(|(_, r)| r > done)
+                }
                 _ => !out.is_empty(),
             };
             if awaited {
@@ -169,7 +192,7 @@ mod tests {
         };
         // No keys yet: the creator and both slot requests (above revision 0); the revoker only
         // once spec.revoke is there.
-        assert_eq!(names(&ks), [0, 1, 2, 4]);
+        assert_eq!(names(&ks), [0, 1, 2, 5]);
         let key = |revision| KeyStatus {
             revision,
             generated_at: Time(crate::fixtures::at(0)),
@@ -181,7 +204,7 @@ mod tests {
             ..Default::default()
         });
         // Keys exist, primary revision 2 is recorded: only the secondary request is pending.
-        assert_eq!(names(&ks), [2, 4]);
+        assert_eq!(names(&ks), [2, 5]);
         ks.status.as_mut().unwrap().secondary = Some(key(3));
         assert_eq!(
             names(&ks),
@@ -191,7 +214,7 @@ mod tests {
         ks.spec.revoke = Some(Box::new(RevokeSpec {
             confirm_label: ks.spec.label.clone(),
         }));
-        assert_eq!(names(&ks), [3, 4]);
+        assert_eq!(names(&ks), [3, 5]);
         ks.status.as_mut().unwrap().revoked_at = Some(Time(crate::fixtures::at(1)));
         assert_eq!(names(&ks), Vec::<usize>::new());
     }

@@ -88,13 +88,18 @@ pub const DEFAULT_SECONDARY_KEY_NAME: &str = "secondaryKey";
             "'spec.revoke.confirmLabel must repeat the label exactly to confirm: set it to \"' + self.label + '\"'".into()
         ))
         .field_path(".revoke.confirmLabel"),
+    validation = Rule::new("!has(self.adopt) || self.adopt.confirmLabel == self.label")
+        .message(Message::Expression(
+            "'spec.adopt.confirmLabel must repeat the label exactly to confirm: set it to \"' + self.label + '\"'".into()
+        ))
+        .field_path(".adopt.confirmLabel"),
     validation = Rule::new("!has(oldSelf.revoke) || has(self.revoke)")
         .message("spec.revoke cannot be removed: revocation is final; create a new DataMinerKeySet to get new keys")
         .field_path(".revoke"),
     validation = Rule::new(
-        "self.label == oldSelf.label || ((has(self.regenerate) && has(self.regenerate.primary) ? self.regenerate.primary.revision : 0) <= (has(oldSelf.regenerate) && has(oldSelf.regenerate.primary) ? oldSelf.regenerate.primary.revision : 0) && (has(self.regenerate) && has(self.regenerate.secondary) ? self.regenerate.secondary.revision : 0) <= (has(oldSelf.regenerate) && has(oldSelf.regenerate.secondary) ? oldSelf.regenerate.secondary.revision : 0) && (!has(self.revoke) || has(oldSelf.revoke)))"
+        "self.label == oldSelf.label || ((has(self.regenerate) && has(self.regenerate.primary) ? self.regenerate.primary.revision : 0) <= (has(oldSelf.regenerate) && has(oldSelf.regenerate.primary) ? oldSelf.regenerate.primary.revision : 0) && (has(self.regenerate) && has(self.regenerate.secondary) ? self.regenerate.secondary.revision : 0) <= (has(oldSelf.regenerate) && has(oldSelf.regenerate.secondary) ? oldSelf.regenerate.secondary.revision : 0) && (!has(self.revoke) || has(oldSelf.revoke)) && (has(self.adopt) ? self.adopt.request : 0) <= (has(oldSelf.adopt) ? oldSelf.adopt.request : 0))"
     )
-    .message("spec.label cannot change in the same update that adds or raises a regenerate or revoke request: apply the new label first, then the request")
+    .message("spec.label cannot change in the same update that adds or raises a regenerate, revoke or adopt request: apply the new label first, then the request")
     .field_path(".label"),
 )]
 pub struct DataMinerKeySetSpec {
@@ -142,6 +147,12 @@ pub struct DataMinerKeySetSpec {
     /// destroyed and never generated again for this object. Cannot be removed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoke: Option<Box<RevokeSpec>>,
+
+    /// The way out when the operator's proof key is lost (docs/backup.md): raise `request` (and
+    /// repeat the label in `confirmLabel`) to take the values now in the Secret as this set's
+    /// keys, exactly once per request, without proof that the operator wrote them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adopt: Option<Box<AdoptSpec>>,
 }
 
 /// Exactly one of `organization` or `system`.
@@ -327,6 +338,24 @@ pub struct RegenerateRequest {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct RevokeSpec {
+    /// Must equal `spec.label` exactly: the typed confirmation.
+    #[schemars(length(max = 100))]
+    pub confirm_label: String,
+}
+
+/// Take the values now in the Secret as the key set's keys. Raising `request` by any amount
+/// adopts once; the operator records the request it honoured in `status.adoptedRequest`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("self.request >= oldSelf.request")
+        .message("spec.adopt.request cannot decrease: keep the current value, or raise it to adopt the Secret's values again")
+        .field_path(".request")
+)]
+pub struct AdoptSpec {
+    /// A number that only goes up: each new value asks for one adoption (start with 1).
+    #[schemars(range(min = 1, max = MAX_REVISION))]
+    pub request: i64,
     /// Must equal `spec.label` exactly: the typed confirmation.
     #[schemars(length(max = 100))]
     pub confirm_label: String,

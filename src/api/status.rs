@@ -85,6 +85,9 @@ pub struct DataMinerKeySetStatus {
     /// Who revoked it: the user the chart's admission policy recorded, `unknown` without it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoked_by: Option<String>,
+    /// The last `spec.adopt.request` honoured: a request at or below it is done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adopted_request: Option<i64>,
     /// `Ready` and `Revoked`, following Kubernetes API conventions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
@@ -129,7 +132,7 @@ pub struct KeyStatus {
 #[serde(rename_all = "camelCase")]
 pub struct HistoryEntry {
     /// `KeysCreated`, `RegeneratePrimary`, `RegenerateSecondary`, `Revoke`, `SecretRecreated`,
-    /// `KeysAdopted`.
+    /// `KeysAdopted`, `Adopt`.
     pub action: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slot: Option<String>,

@@ -67,14 +67,19 @@ pub(super) async fn observe(
     })?;
     let (mut seen, values) = secret::observe(ks, status, &ctx.proof_key, existing.as_ref());
     // A Secret other than the recorded one, with proven keys of some lineage: adopted only if
-    // that lineage was never revoked or deleted.
+    // that lineage was never revoked or deleted. Without a proven lineage the annotated one
+    // counts, so a confirmed adoption (spec.adopt) never brings revoked keys back either.
+    let annotated = existing
+        .as_ref()
+        .and_then(|s| s.annotations().get(secret::LINEAGE_ANNOTATION).cloned());
     if let SecretSeen::Present {
         uid,
-        lineage: Some(lineage),
+        lineage,
         tombstoned,
         ..
     } = &mut seen
         && status.secret_uid.as_ref() != Some(uid)
+        && let Some(lineage) = lineage.as_ref().or(annotated.as_ref())
     {
         *tombstoned = ctx
             .tombstones

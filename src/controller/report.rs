@@ -101,7 +101,10 @@ fn log_change(ks: &DataMinerKeySet, change: &Change, applied: &Applied) {
             on_behalf_of,
             "key set action"
         ),
-        Change::KeysCreated | Change::SecretRecreated | Change::KeysAdopted => tracing::info!(
+        Change::KeysCreated
+        | Change::SecretRecreated
+        | Change::KeysAdopted
+        | Change::Adopt { .. } => tracing::info!(
             namespace,
             name,
             action,

@@ -18,10 +18,12 @@
 //! Files: this one holds the types and [`plan`]; `trust` decides whose a Secret is and which
 //! values count; `validate` checks the spec again.
 
+mod adopt;
 mod trust;
 mod validate;
 
 pub use crate::api::Slot;
+pub use adopt::AdoptionRefusal;
 pub use trust::is_operators;
 pub use validate::validate;
 
@@ -139,6 +141,9 @@ pub enum Change {
     /// Keys the operator proved it wrote for this key set's name and lineage, found in a Secret
     /// it has no record of (a restore from backup, a hand re-create): taken as they are.
     KeysAdopted,
+    /// The values in the Secret taken as the keys on a confirmed `spec.adopt` request, without
+    /// proof (a lost proof key).
+    Adopt { request: i64 },
 }
 
 impl Change {
@@ -157,6 +162,7 @@ impl Change {
             Change::SecretRecreated => "SecretRecreated",
             Change::Revoked => "Revoke",
             Change::KeysAdopted => "KeysAdopted",
+            Change::Adopt { .. } => "Adopt",
         }
     }
 
@@ -175,6 +181,7 @@ impl Change {
             Change::SecretRecreated => "SecretMissing",
             Change::Revoked => "KeysRevoked",
             Change::KeysAdopted => "KeysAdopted",
+            Change::Adopt { .. } => "KeysAdoptedOnRequest",
         }
     }
 }
@@ -198,6 +205,8 @@ pub enum Problem {
     /// New keys are needed (the Secret is gone) but these slots are at [`MAX_REVISION`]: a key
     /// is never written at a revision it already had, so nothing is written.
     RevisionLimit(Vec<Slot>),
+    /// A confirmed `spec.adopt` cannot be carried out.
+    AdoptionRefused(AdoptionRefusal),
 }
 
 /// A key the Secret holds and the operator vouches for: its revision and fingerprint.
@@ -218,6 +227,7 @@ impl Problem {
             Problem::SecretMissing => "SecretMissing",
             Problem::WriteFailed(_) => "SecretWriteFailed",
             Problem::RevisionLimit(_) => "RevisionLimit",
+            Problem::AdoptionRefused(_) => "AdoptionRefused",
         }
     }
 
@@ -232,7 +242,7 @@ impl Problem {
     pub fn severity(&self) -> u8 {
         match self {
             Problem::InvalidSpec(_) => 5,
-            Problem::SecretConflict | Problem::RevisionLimit(_) => 4,
+            Problem::SecretConflict | Problem::RevisionLimit(_) | Problem::AdoptionRefused(_) => 4,
             Problem::WriteFailed(_) => 3,
             Problem::ConfirmationMismatch(_) => 2,
             Problem::SecretDrift(_) => 1,
@@ -371,6 +381,10 @@ pub fn plan(input: &PlanInput) -> Plan {
     if spec.revoke.is_some() {
         mismatched.push("spec.revoke");
     }
+    let adoption = spec.pending_adoption(status);
+    if adoption.is_some_and(|a| a.confirm_label != spec.label) {
+        mismatched.push("spec.adopt");
+    }
     // A mismatch blocks every pending request of this spec, so a manifest is never half-applied.
     let honored = mismatched.is_empty();
     if !honored {
@@ -378,6 +392,12 @@ pub fn plan(input: &PlanInput) -> Plan {
             .push(Problem::ConfirmationMismatch(mismatched));
     }
     let requested = |slot: Slot| honored.then(|| pending(slot).map(|r| r.revision)).flatten();
+    // A confirmed adoption goes first and alone: the requests of the same spec are weighed
+    // against the adopted keys at the next reconcile.
+    if let Some(a) = adoption.filter(|_| honored) {
+        adopt::adopt(input, a.request, &mut plan);
+        return plan;
+    }
 
     match owner {
         Some(Ownership::Foreign) => plan.problems.push(Problem::SecretConflict),

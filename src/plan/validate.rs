@@ -53,6 +53,15 @@ pub fn validate(input: &PlanInput) -> Result<(), String> {
             ));
         }
     }
+    if spec
+        .adopt
+        .as_ref()
+        .is_some_and(|a| !(1..=MAX_REVISION).contains(&a.request))
+    {
+        return Err(format!(
+            "spec.adopt.request must be between 1 and {MAX_REVISION}"
+        ));
+    }
     let names = spec.data_key_names();
     if names[0] == names[1] {
         return Err("spec.secret.primaryKeyName and secondaryKeyName must differ".into());

@@ -10,7 +10,7 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 key set not found, 4 confirmation mismatch
 5 operator did not respond in time, 6 forbidden by RBAC, 7 CRD not installed,
 8 no trustworthy key (revoked, or the Secret or value is not the one the operator recorded).
 
-Regenerate and revoke ask you to type the key set's label, as dataminer.services does.
+Regenerate, revoke and adopt ask you to type the key set's label, as dataminer.services does.
 Scripts pass --confirm-label instead.";
 
 #[derive(Parser, Debug)]
@@ -68,7 +68,10 @@ pub(super) enum Command {
     /// Replace the primary or the secondary key (the other one keeps working).
     Regenerate(RegenerateArgs),
     /// Destroy both keys for good.
-    Revoke(RevokeArgs),
+    Revoke(ConfirmedArgs),
+    /// Take the values now in the Secret as the key set's keys, when the operator cannot prove
+    /// them (its proof key was lost: docs/backup.md).
+    Adopt(ConfirmedArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -129,7 +132,7 @@ pub(super) struct RegenerateArgs {
 }
 
 #[derive(clap::Args, Debug)]
-pub(super) struct RevokeArgs {
+pub(super) struct ConfirmedArgs {
     pub name: String,
     /// The key set's label, to confirm without a prompt.
     #[arg(long)]

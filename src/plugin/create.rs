@@ -38,6 +38,7 @@ pub(super) async fn create(session: &Session, args: CreateArgs) -> Result<()> {
             secret: None,
             regenerate: None,
             revoke: None,
+            adopt: None,
         },
     );
     ks.metadata.namespace = Some(session.namespace.clone());

@@ -36,6 +36,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Create(args) => create::create(&session, args).await,
         Command::Regenerate(args) => change::regenerate(&session, args).await,
         Command::Revoke(args) => change::revoke(&session, args).await,
+        Command::Adopt(args) => change::adopt(&session, args).await,
     }
 }
 

@@ -3,7 +3,7 @@
 use super::{Applied, requester::requester};
 use crate::{
     api::{DRIFT_PHRASE, DataMinerKeySet},
-    plan::{Change, Held, Problem, Slot},
+    plan::{AdoptionRefusal, Change, Held, Problem, Slot},
 };
 
 pub(super) fn describe(held: Option<&Held>) -> String {
@@ -28,12 +28,12 @@ pub(super) fn problem_message(
             ks.spec.label
         ),
         Problem::SecretConflict => format!(
-            "Secret {secret} exists and is not owned by this key set; it was left untouched. Delete or rename that Secret, or create the key set with another spec.secret.name"
+            "Secret {secret} exists and is not owned by this key set; it was left untouched. Delete or rename that Secret, or create the key set with another spec.secret.name. If it holds this set's keys and the operator's proof key was lost, confirm them with spec.adopt (docs/backup.md)"
         ),
         Problem::SecretDrift(slots) => {
             let names: Vec<&str> = slots.iter().map(|s| s.name()).collect();
             format!(
-                "the {} key in Secret {secret}{DRIFT_PHRASE}; it was not rotated silently, and nothing in the Secret is written until you raise spec.regenerate.{}.revision to issue a new key",
+                "the {} key in Secret {secret}{DRIFT_PHRASE}; it was not rotated silently, and nothing in the Secret is written until you raise spec.regenerate.{}.revision to issue a new key (or, if the operator's proof key was lost, confirm the values with spec.adopt: docs/backup.md)",
                 names.join(" and "),
                 names[0]
             )
@@ -49,6 +49,28 @@ pub(super) fn problem_message(
                 "Secret {secret} is gone and new keys are needed, but the {} key is at revision {}, the highest a revision can be; nothing was written. Create a new key set for new keys (and revoke this one)",
                 names.join(" and "),
                 crate::api::MAX_REVISION
+            )
+        }
+        Problem::AdoptionRefused(why) => {
+            let request = ks.spec.adopt.as_ref().map_or(0, |a| a.request);
+            let why = match why {
+                AdoptionRefusal::NoSecret => format!(
+                    "Secret {secret} does not exist, so there are no values to adopt. Restore it (docs/backup.md), or remove spec.adopt to have new keys generated"
+                ),
+                AdoptionRefusal::Empty(slots) => {
+                    let names: Vec<&str> = slots.iter().map(|s| s.name()).collect();
+                    format!(
+                        "the {} key in Secret {secret} is missing or empty, and adopting only one key would half-apply the request. Put the value back, or remove spec.adopt and raise spec.regenerate.{}.revision for a new key",
+                        names.join(" and "),
+                        names[0]
+                    )
+                }
+                AdoptionRefusal::Revoked => format!(
+                    "Secret {secret} holds keys of a key set that was revoked or deleted, and revoked keys never come back. Delete that Secret and remove spec.adopt to have new keys generated"
+                ),
+            };
+            format!(
+                "spec.adopt (request {request}) was not carried out, nothing was written: {why}"
             )
         }
         Problem::WriteFailed(m) => format!(
@@ -107,6 +129,9 @@ fn what_changed(ks: &DataMinerKeySet, change: &Change, applied: &Applied) -> Str
                 slot.name()
             )
         }
+        Change::Adopt { request } => format!(
+            "adopted the values in Secret {secret} as primary key {p} and secondary key {s}, as confirmed by spec.adopt (request {request}): nothing proved the operator wrote them (a lost proof key, docs/backup.md); they are proven from now on"
+        ),
         Change::Revoked => format!(
             "revoked: both keys destroyed (Secret {secret} deleted); this key set will never hold keys again"
         ),

@@ -163,8 +163,16 @@ pub fn next_status(ks: &DataMinerKeySet, applied: &Applied) -> DataMinerKeySetSt
     };
 
     // A key set restored from a backup is created anew: its adoption records when and by whom.
-    let created =
-        plan.changes.contains(&Change::KeysCreated) || plan.changes.contains(&Change::KeysAdopted);
+    let created = plan.changes.iter().any(|c| {
+        matches!(
+            c,
+            Change::KeysCreated | Change::KeysAdopted | Change::Adopt { .. }
+        )
+    });
+    let adopted_request = plan.changes.iter().find_map(|c| match c {
+        Change::Adopt { request } => Some(*request),
+        _ => None,
+    });
     let revoked_now = plan.changes.contains(&Change::Revoked);
 
     let mut history: Vec<HistoryEntry> = plan
@@ -284,6 +292,7 @@ pub fn next_status(ks: &DataMinerKeySet, applied: &Applied) -> DataMinerKeySetSt
                 .flatten()
                 .map(|r| r.by)
         }),
+        adopted_request: adopted_request.or(old.adopted_request),
         conditions,
         history,
         pending_events: old.pending_events.clone(),

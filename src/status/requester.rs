@@ -21,6 +21,7 @@ pub fn requester(ks: &DataMinerKeySet, change: &Change) -> Option<Requester> {
         Change::KeysCreated | Change::KeysAdopted => ks.created_by(),
         Change::Regenerated { slot, revision, .. } => ks.requested_by(*slot, *revision),
         Change::Revoked => ks.revoked_by(),
+        Change::Adopt { request } => ks.adopted_by(*request),
         Change::SecretRecreated => return None,
     };
     Some(Requester {

@@ -30,6 +30,7 @@ pub async fn client_and_namespace(prefix: &str) -> (kube::Client, String) {
     (cp.client().await.expect("admin client"), ns)
 }
 
+pub mod backup;
 pub mod chart;
 pub mod operator;
 pub mod plugin;
