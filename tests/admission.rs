@@ -288,7 +288,7 @@ async fn unsafe_updates_are_refused_with_what_to_type() {
             v["spec"]["label"] = json!("New label");
             v["spec"]["regenerate"] = json!({"primary": {"revision": 3, "confirmLabel": "New label"}});
         }),
-        &["spec.label cannot change in the same update that adds or raises a regenerate or revoke request"],
+        &["spec.label cannot change in the same update that adds or raises a regenerate, revoke or adopt request"],
     )
     .await;
 
