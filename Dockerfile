@@ -7,6 +7,7 @@ WORKDIR /src
 # stages these COPY lines and loads it with --locked).
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+COPY crates ./crates
 COPY tests/control-plane ./tests/control-plane
 COPY bench ./bench
 RUN cargo build --release --locked --bin dataminer-keys-operator \

@@ -21,7 +21,7 @@ use dataminer_keys_operator::{
     http::{self, Health},
     leader::{Elector, LeaseConfig},
     metrics::Metrics,
-    proof,
+    proof_key,
 };
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -144,7 +144,7 @@ async fn main() -> ExitCode {
     let proof_secret = format!("{}-proof-key", args.lease_name);
     let start_up = async {
         preflight(&client, &namespaces).await?;
-        proof::load_or_create(&client, &args.leader_election_namespace, &proof_secret).await
+        proof_key::load_or_create(&client, &args.leader_election_namespace, &proof_secret).await
     };
     let mut stopped = stopping.clone();
     let proof_key = tokio::select! {

@@ -7,8 +7,9 @@
 //! a proof for a value of their choosing. See docs/design.md, "Trust".
 
 use hmac::{Hmac, KeyInit, Mac};
-use k8s_openapi::{ByteString, api::core::v1::Secret};
-use kube::{Api, Client, api::PostParams};
+use k8s_openapi::{
+    ByteString, api::core::v1::Secret, apimachinery::pkg::apis::meta::v1::ObjectMeta,
+};
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
@@ -20,7 +21,7 @@ const VERSION: &str = "v2:";
 /// changes. Still verified, so an upgrade loses nothing; rewritten as `v2` at the next write.
 const VERSION_1: &str = "v1:";
 /// The data key of the proof key in its Secret.
-const DATA_KEY: &str = "proof-key";
+pub const DATA_KEY: &str = "proof-key";
 const KEY_BYTES: usize = 32;
 
 /// The operator's proof key. Never printed (no `Display`, `Debug` shows nothing).
@@ -147,37 +148,10 @@ pub fn is_current(proof: &str) -> bool {
     proof.starts_with(VERSION)
 }
 
-/// Reads the proof key from Secret `name` in `namespace`, creating it on first start. Two
-/// replicas starting at once both end up with the one that was created first.
-pub async fn load_or_create(
-    client: &Client,
-    namespace: &str,
-    name: &str,
-) -> Result<ProofKey, String> {
-    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    let read = |secret: Secret| {
-        secret
-            .data
-            .as_ref()
-            .and_then(|d| d.get(DATA_KEY))
-            .and_then(|b| ProofKey::from_bytes(&b.0))
-            .ok_or_else(|| {
-                format!(
-                    "Secret {namespace}/{name} has no valid {DATA_KEY}; delete it only if no key set holds keys yet (see docs/design.md, \"Trust\")"
-                )
-            })
-    };
-    let get = || async {
-        api.get_opt(name)
-            .await
-            .map_err(|e| format!("reading the proof key Secret {namespace}/{name}: {e}"))
-    };
-    if let Some(secret) = get().await? {
-        return read(secret);
-    }
-    let key = ProofKey::generate().map_err(|e| e.to_string())?;
-    let secret = Secret {
-        metadata: kube::api::ObjectMeta {
+/// The proof key as it is stored: Secret `name` (immutable, in the operator's namespace).
+pub fn to_secret(key: &ProofKey, name: &str) -> Secret {
+    Secret {
+        metadata: ObjectMeta {
             name: Some(name.into()),
             labels: Some(
                 [(
@@ -189,7 +163,7 @@ pub async fn load_or_create(
             annotations: Some(
                 [(
                     "keys.dataminer.services/purpose".to_string(),
-                    "The operator's proof key: it signs every key value it writes. Losing it makes every key set report SecretDrift until its keys are regenerated.".to_string(),
+                    "The operator's proof key: it signs every key value it writes. Losing it makes every key set report SecretDrift or SecretConflict until its keys are adopted (spec.adopt) or regenerated.".to_string(),
                 )]
                 .into(),
             ),
@@ -198,18 +172,13 @@ pub async fn load_or_create(
         immutable: Some(true),
         data: Some([(DATA_KEY.to_string(), ByteString(key.0.to_vec()))].into()),
         ..Default::default()
-    };
-    match api.create(&PostParams::default(), &secret).await {
-        Ok(_) => Ok(key),
-        // Another replica created it first: use theirs.
-        Err(kube::Error::Api(s)) if s.code == 409 => match get().await? {
-            Some(secret) => read(secret),
-            None => Err(format!("the proof key Secret {namespace}/{name} vanished")),
-        },
-        Err(e) => Err(format!(
-            "creating the proof key Secret {namespace}/{name}: {e}"
-        )),
     }
+}
+
+/// The proof key a stored Secret holds, if it holds a valid one.
+pub fn from_secret(secret: &Secret) -> Option<ProofKey> {
+    let data = secret.data.as_ref()?.get(DATA_KEY)?;
+    ProofKey::from_bytes(&data.0)
 }
 
 #[cfg(test)]

@@ -4,6 +4,9 @@
 //! field manager, confirmed by typing the key set's label, exactly as the product asks. One file
 //! per group of subcommands; every API call goes through [`session`].
 
+// The API crate under the name the modules use.
+use dataminer_keys_api as api;
+
 mod change;
 mod cli;
 mod confirm;

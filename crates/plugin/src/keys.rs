@@ -18,7 +18,7 @@ pub(super) async fn show(session: &Session, args: KeyArgs) -> Result<()> {
 pub(super) async fn copy(session: &Session, args: KeyArgs) -> Result<()> {
     let slot = Slot::from(args.slot);
     let value = read_key(session, &args.name, slot).await?;
-    let fingerprint = crate::keys::fingerprint(value.as_bytes());
+    let fingerprint = dataminer_keys_api::keys::fingerprint(value.as_bytes());
     match to_clipboard(&value)? {
         Clipboard::Tool(tool) => println!(
             "Copied the {} key of {} ({fingerprint}) to the clipboard with {tool}.",
@@ -105,7 +105,7 @@ async fn read_key(session: &Session, name: &str, slot: Slot) -> Result<String> {
                 format!("Secret {secret_name} holds no {key}"),
             )
         })?;
-    if crate::keys::fingerprint(value.as_bytes()) != recorded.fingerprint {
+    if dataminer_keys_api::keys::fingerprint(value.as_bytes()) != recorded.fingerprint {
         return Err(fail(
             exit::UNTRUSTED,
             format!(

@@ -201,7 +201,7 @@ mod tests {
                 "{rule}"
             );
         }
-        let crd = crate::api::crd_yaml();
+        let crd = crate::crd_yaml();
         for prefix in DENIED_SECRET_METADATA_PREFIXES {
             assert_eq!(
                 crd.matches(&format!("keys under {prefix}")).count()

@@ -283,7 +283,7 @@ pub struct SecretSpec {
             "self.all(k, self[k].matches(r'", crate::label_value_pattern!(), "'))"
         ))
         .message("spec.secret.labels: every value must be empty or 1 to 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"),
-        validation = Rule::new(crate::api::denied_prefixes_rule())
+        validation = Rule::new(crate::denied_prefixes_rule())
             .message(DENIED_MESSAGE_LABELS),
     )]
     pub labels: BTreeMap<String, String>,
@@ -296,7 +296,7 @@ pub struct SecretSpec {
             "') && k.matches(r'^([^/]{1,253}/)?[^/]+$'))"
         ))
         .message("spec.secret.annotations: every key must be a valid annotation key: an optional DNS prefix and '/', then 1 to 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit (for example reloader.stakater.com/match)"),
-        validation = Rule::new(crate::api::denied_prefixes_rule())
+        validation = Rule::new(crate::denied_prefixes_rule())
             .message(DENIED_MESSAGE_ANNOTATIONS),
     )]
     pub annotations: BTreeMap<String, String>,

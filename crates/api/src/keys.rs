@@ -9,7 +9,7 @@ use rand::{TryRng, rngs::SysRng};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use crate::api::KeyFormat;
+use crate::KeyFormat;
 
 /// A generated or stored key value.
 #[derive(Clone, PartialEq, Eq)]
@@ -56,7 +56,7 @@ pub fn generate(format: KeyFormat) -> Result<KeyValue, RandomSourceError> {
     }
 }
 
-pub(crate) fn random_bytes<const N: usize>() -> Result<Zeroizing<[u8; N]>, RandomSourceError> {
+pub fn random_bytes<const N: usize>() -> Result<Zeroizing<[u8; N]>, RandomSourceError> {
     let mut bytes = Zeroizing::new([0u8; N]);
     SysRng
         .try_fill_bytes(bytes.as_mut())

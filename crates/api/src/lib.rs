@@ -1,6 +1,9 @@
-//! The `keys.dataminer.services/v1alpha1` API: types only, no logic beyond small accessors.
+//! The `keys.dataminer.services/v1alpha1` API: the types and their admission rules, small
+//! accessors, the names other tools depend on (annotations, labels), and [`keys`]: key
+//! generation and fingerprints.
 
 mod derived;
+pub mod keys;
 mod requester;
 mod spec;
 mod status;

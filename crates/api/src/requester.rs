@@ -136,6 +136,20 @@ impl DataMinerKeySet {
 mod tests {
     use super::*;
 
+    fn keyset() -> DataMinerKeySet {
+        let spec = serde_json::from_value(serde_json::json!({
+            "label": "CI pipeline",
+            "scope": { "organization": { "name": "skyline" } },
+            "permissions": ["RegisterCatalogItems"]
+        }))
+        .unwrap();
+        DataMinerKeySet::new("ks", spec)
+    }
+
+    fn at(secs: i64) -> k8s_openapi::jiff::Timestamp {
+        k8s_openapi::jiff::Timestamp::from_second(1_700_000_000 + secs).unwrap()
+    }
+
     #[test]
     fn a_slot_requester_names_its_user_and_revision() {
         assert_eq!(
@@ -170,9 +184,9 @@ mod tests {
 
     #[test]
     fn only_what_an_unrecorded_action_needs_is_awaited() {
-        use crate::api::{DataMinerKeySetStatus, KeyStatus, RevokeSpec};
+        use crate::{DataMinerKeySetStatus, KeyStatus, RevokeSpec};
         use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-        let mut ks = crate::fixtures::keyset();
+        let mut ks = keyset();
         ks.metadata.annotations = Some(
             [
                 (CREATED_BY_ANNOTATION, "user-a"),
@@ -195,7 +209,7 @@ mod tests {
         assert_eq!(names(&ks), [0, 1, 2, 5]);
         let key = |revision| KeyStatus {
             revision,
-            generated_at: Time(crate::fixtures::at(0)),
+            generated_at: Time(at(0)),
             fingerprint: "sha256:00000000".into(),
         };
         ks.status = Some(DataMinerKeySetStatus {
@@ -215,13 +229,13 @@ mod tests {
             confirm_label: ks.spec.label.clone(),
         }));
         assert_eq!(names(&ks), [3, 5]);
-        ks.status.as_mut().unwrap().revoked_at = Some(Time(crate::fixtures::at(1)));
+        ks.status.as_mut().unwrap().revoked_at = Some(Time(at(1)));
         assert_eq!(names(&ks), Vec::<usize>::new());
     }
 
     #[test]
     fn only_the_revision_asked_for_is_attributed() {
-        let mut ks = crate::fixtures::keyset();
+        let mut ks = keyset();
         ks.metadata.annotations = Some(
             [(
                 PRIMARY_REQUESTED_BY_ANNOTATION.to_string(),
