@@ -49,26 +49,9 @@ bench: control-plane
 RUN_ARGS ?= --metrics-address 127.0.0.1:8080
 run: control-plane
 	@$(CARGO) build --workspace --bins
-	@bin=$$(bash tests/control-plane/build.sh 2>/dev/null | tail -n1); \
-	if [ -n "$${KUBECONFIG:-}" ] && "$$bin/kubectl" --request-timeout=5s get --raw=/readyz >/dev/null 2>&1; then \
-	  echo "[run] using the cluster in KUBECONFIG=$$KUBECONFIG; installing the CRD"; \
-	  "$$bin/kubectl" apply --server-side --field-manager=dataminer-keys-install -f crds/; \
-	  caps=""; \
-	  if "$$bin/kubectl" get --raw /apis/admissionregistration.k8s.io/v1 | grep -q '"mutatingadmissionpolicies"'; then \
-	    caps="--api-versions admissionregistration.k8s.io/v1/MutatingAdmissionPolicy"; \
-	  fi; \
-	  echo "[run] installing the chart's finalizer and requester policies (those this cluster serves)"; \
-	  "$$bin/helm" template dmk-dev charts/dataminer-keys-operator --kube-version 1.36.3 $$caps \
-	      --show-only templates/requester-policy.yaml \
-	      $$( [ -n "$$caps" ] && echo --show-only templates/finalizer-policy.yaml ) \
-	    | "$$bin/kubectl" apply --server-side --field-manager=dataminer-keys-install -f -; \
-	  exec $(TARGET_DIR)/debug/dataminer-keys-operator $(RUN_ARGS); \
-	else \
-	  if [ -n "$${KUBECONFIG:-}" ]; then echo "[run] KUBECONFIG=$$KUBECONFIG does not answer; starting a local control plane"; fi; \
-	  exec $(TARGET_DIR)/debug/dmk-control-plane --state-dir "$(DEV_STATE)" --crds crds \
-	      --chart charts/dataminer-keys-operator -- \
-	    $(TARGET_DIR)/debug/dataminer-keys-operator $(RUN_ARGS); \
-	fi
+	@exec $(TARGET_DIR)/debug/dmk-control-plane --prefer-kubeconfig --state-dir "$(DEV_STATE)" \
+	    --crds crds --chart charts/dataminer-keys-operator -- \
+	  $(TARGET_DIR)/debug/dataminer-keys-operator $(RUN_ARGS)
 
 ## Build (or find cached) kube-apiserver, kube-controller-manager, kubectl, etcd and helm,
 ## Prometheus' rule checker (the chart's PrometheusRule is checked with it) and krew (the

@@ -6,7 +6,7 @@ mod common;
 
 use common::{
     Env, LABEL,
-    plugin::{PLUGIN, Plugin, decode},
+    plugin::{Plugin, binary as plugin_binary, decode},
 };
 use k8s_openapi::api::core::v1::Secret;
 use kube::{
@@ -104,7 +104,7 @@ async fn the_admin_workflows_from_the_terminal() {
     let (code, out, _) = p.run(&["show", "ks", "secondary"]);
     assert_eq!((code, out.trim()), (0, secondary.as_str()));
     // Tracing on (every level): the API calls show, the key does not, raw or as the API sends it.
-    let traced = Command::new(PLUGIN)
+    let traced = Command::new(plugin_binary())
         .args(p.args(&["show", "ks", "secondary"]))
         .env("RUST_LOG", "trace")
         .stdin(Stdio::null())
@@ -263,7 +263,7 @@ async fn a_silent_operator_is_a_timeout() {
         format!("--confirm-label={LABEL}"),
         "--timeout=2".into(),
     ]);
-    let out = Command::new(PLUGIN)
+    let out = Command::new(plugin_binary())
         .args(&args)
         .stdin(Stdio::null())
         .output()

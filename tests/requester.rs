@@ -23,7 +23,6 @@ const USER_B: &str = "user-b@example.com";
 const USER_C: &str = "user-c@example.com";
 const USER_D: &str = "user-d@example.com";
 const ARGOCD: &str = "system:serviceaccount:argocd:argocd-application-controller";
-const PLUGIN: &str = env!("CARGO_BIN_EXE_kubectl-dmkeys");
 
 /// Lets the four users manage key sets in `ns` (what the chart's dataminer-keys-admin grants),
 /// and returns a client impersonating each.
@@ -101,7 +100,7 @@ async fn plugin(e: &Env, args: &[&str]) -> String {
         .await
         .kubeconfig_path()
         .map(|p| format!("--kubeconfig={}", p.display()));
-    let out = std::process::Command::new(PLUGIN)
+    let out = std::process::Command::new(common::plugin::binary())
         .args(kubeconfig)
         .arg(format!("--namespace={}", e.ns))
         .args(args)

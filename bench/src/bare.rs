@@ -78,11 +78,11 @@ pub async fn run(
     });
     let names = names(n);
 
-    let cpu_start = crate::cpu::total(control_plane);
+    let cpu_start = dmk_control_plane::kit::cpu::total(control_plane);
     let create = timed_phase(&writer, &names, concurrency, Phase::Create).await?;
-    let cpu_create = crate::cpu::total(control_plane);
+    let cpu_create = dmk_control_plane::kit::cpu::total(control_plane);
     let rotate = timed_phase(&writer, &names, concurrency, Phase::Rotate).await?;
-    let cpu_rotate = crate::cpu::total(control_plane);
+    let cpu_rotate = dmk_control_plane::kit::cpu::total(control_plane);
 
     // Per key set and phase: one Secret write, one status apply, one Event.
     let mut requests = Requests::default();

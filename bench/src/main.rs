@@ -10,15 +10,19 @@
 
 mod apiserver;
 mod bare;
-mod cpu;
-mod operator;
 mod report;
 mod workload;
 
 use std::{path::PathBuf, time::Duration};
 
 use clap::Parser;
-use dmk_control_plane::{ControlPlane, Options};
+use dmk_control_plane::{
+    ControlPlane, Options,
+    kit::{
+        cpu,
+        operator::{Launch, Operator},
+    },
+};
 
 use crate::{
     apiserver::Requests,
@@ -162,11 +166,11 @@ async fn run(args: Args) -> Result<()> {
             .map_err(|e| e.to_string())?
             .with_file_name("dataminer-keys-operator"),
     };
-    let op = operator::Operator::start(&binary, &kubeconfig, &ns_op, &args).await?;
+    let op = start_operator(binary, &kubeconfig, &ns_op, &args).await?;
     let names = workload::names(args.sets);
 
     let before = Requests::scrape(&client).await?;
-    let cpu_start = op.cpu_seconds()?;
+    let cpu_start = op.cpu_seconds().ok_or(EXITED)?;
     let cp_start = cpu::total(&control_plane);
     let mut own = Requests::default();
     let create = workload::run_and_wait(
@@ -180,8 +184,8 @@ async fn run(args: Args) -> Result<()> {
     )
     .await?;
     let after_create = Requests::scrape(&client).await?;
-    let reconciles_create = op.reconciles().await?;
-    let cpu_create = op.cpu_seconds()?;
+    let reconciles_create = op.reconciles().await.ok_or(EXITED)?;
+    let cpu_create = op.cpu_seconds().ok_or(EXITED)?;
     let cp_create = cpu::total(&control_plane);
 
     let mut own_rotate = Requests::default();
@@ -196,8 +200,8 @@ async fn run(args: Args) -> Result<()> {
     )
     .await?;
     let after_rotate = Requests::scrape(&client).await?;
-    let reconciles_rotate = op.reconciles().await? - reconciles_create;
-    let cpu_rotate = op.cpu_seconds()?;
+    let reconciles_rotate = op.reconciles().await.ok_or(EXITED)? - reconciles_create;
+    let cpu_rotate = op.cpu_seconds().ok_or(EXITED)?;
     let cp_rotate = cpu::total(&control_plane);
 
     // Settle (the operator's own status writes come back as watch events), then count.
@@ -205,9 +209,10 @@ async fn run(args: Args) -> Result<()> {
     let rest_start = Requests::scrape(&client).await?;
     tokio::time::sleep(Duration::from_secs(args.rest_seconds)).await;
     let rest_end = Requests::scrape(&client).await?;
-    let reconciles_rest = op.reconciles().await?;
-    let peak_rss = op.peak_rss_kib()?;
-    op.stop().await;
+    let reconciles_rest = op.reconciles().await.ok_or(EXITED)?;
+    let peak_rss = op.peak_rss_kib().ok_or(EXITED)?;
+    let mut op = op;
+    op.stop();
 
     let (create_requests, create_others) = after_create.since(&before).minus(&own).split_operator();
     let (rotate_requests, rotate_others) = after_rotate
@@ -260,4 +265,36 @@ async fn run(args: Args) -> Result<()> {
         eprintln!("[bench] within the request budget");
     }
     Ok(())
+}
+
+const EXITED: &str = "the operator exited or stopped answering (see operator.log)";
+
+/// The operator under test, through the test kit's process handle: against the same API
+/// server, watching only the bench's namespace, its metrics on a loopback port, ready (watches
+/// synced, Lease taken) before the clock starts.
+async fn start_operator(
+    binary: PathBuf,
+    kubeconfig: &std::path::Path,
+    ns: &str,
+    args: &Args,
+) -> Result<Operator> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| e.to_string())?
+        .port();
+    std::fs::create_dir_all(&args.out).map_err(|e| e.to_string())?;
+    let op = Operator::launch(Launch {
+        binary,
+        log: Some(args.out.join("operator.log")),
+        args: vec![
+            format!("--metrics-address=127.0.0.1:{port}"),
+            format!("--concurrency={}", args.concurrency),
+            format!("--resync-seconds={}", args.resync_seconds),
+            "--log-level=warn".into(),
+        ],
+        kubeconfig: Some(kubeconfig.to_path_buf()),
+        ..Launch::new(ns)
+    });
+    op.wait_ready(60).await?;
+    Ok(op)
 }

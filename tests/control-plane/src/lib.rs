@@ -5,9 +5,11 @@
 //! controllers) on free loopback ports, from the binaries that `build.sh` builds and caches.
 //! [`ControlPlane::from_env`] does the same, or attaches to the cluster in `KUBECONFIG` when
 //! `DMK_TEST_CLUSTER=kubeconfig`, so one integration suite runs on both.
-//! [`shared`] hands every test of one test binary the same control plane.
+//! [`shared`] hands every test of one test binary the same control plane. [`kit`] is what the
+//! suites, the benchmark and `make run` share on top of it.
 
 mod certs;
+pub mod kit;
 mod policies;
 mod process;
 

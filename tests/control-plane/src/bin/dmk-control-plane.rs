@@ -1,19 +1,21 @@
-//! Dev launcher behind `make run`: starts the local control plane, installs the CRDs, prints
-//! the `export KUBECONFIG=...` line, then runs the given command against it (or waits) until
-//! Ctrl-C / SIGTERM, and stops everything.
+//! Dev launcher behind `make run`: starts the local control plane (or, with
+//! `--prefer-kubeconfig`, uses the cluster in `KUBECONFIG` when it answers), installs the CRDs
+//! and the chart's admission policies, prints the `export KUBECONFIG=...` line, then runs the
+//! given command against it (or waits) until Ctrl-C / SIGTERM, and stops everything it started.
 //!
-//! Usage: dmk-control-plane [--state-dir DIR] [--crds DIR] [--chart DIR] [--no-controller-manager] [-- CMD ARGS...]
+//! Usage: dmk-control-plane [--prefer-kubeconfig] [--state-dir DIR] [--crds DIR] [--chart DIR] [--no-controller-manager] [-- CMD ARGS...]
 
 use dmk_control_plane::{ControlPlane, Options};
 use std::{path::PathBuf, process::ExitCode};
 use tokio::signal::unix::{SignalKind, signal};
 
-const USAGE: &str = "usage: dmk-control-plane [--state-dir DIR] [--crds DIR] [--chart DIR] [--no-controller-manager] [-- CMD ARGS...]";
+const USAGE: &str = "usage: dmk-control-plane [--prefer-kubeconfig] [--state-dir DIR] [--crds DIR] [--chart DIR] [--no-controller-manager] [-- CMD ARGS...]";
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let mut opts = Options::default();
     let mut command: Vec<String> = Vec::new();
+    let mut prefer_kubeconfig = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -21,6 +23,7 @@ async fn main() -> ExitCode {
             "--crds" => opts.crd_dir = args.next().map(PathBuf::from),
             "--chart" => opts.chart_dir = args.next().map(PathBuf::from),
             "--no-controller-manager" => opts.without_controller_manager = true,
+            "--prefer-kubeconfig" => prefer_kubeconfig = true,
             "--" => {
                 command = args.by_ref().collect();
             }
@@ -35,26 +38,29 @@ async fn main() -> ExitCode {
         }
     }
 
-    eprintln!("[control-plane] starting etcd, kube-apiserver and kube-controller-manager ...");
-    let cp = match ControlPlane::start(&opts).await {
-        Ok(cp) => cp,
-        Err(e) => {
-            eprintln!("[control-plane] failed to start: {e}");
-            return ExitCode::FAILURE;
+    let cp = match attach(prefer_kubeconfig, &opts).await {
+        Some(cp) => cp,
+        None => {
+            eprintln!(
+                "[control-plane] starting etcd, kube-apiserver and kube-controller-manager ..."
+            );
+            match ControlPlane::start(&opts).await {
+                Ok(cp) => cp,
+                Err(e) => {
+                    eprintln!("[control-plane] failed to start: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
         }
     };
-    let kubeconfig = cp
-        .kubeconfig_path()
-        .expect("local control plane")
-        .to_path_buf();
-    let bin = cp
-        .bin_dir()
-        .expect("local control plane")
-        .display()
-        .to_string();
-    eprintln!("[control-plane] ready. In another shell:");
-    println!("export KUBECONFIG={}", kubeconfig.display());
-    println!("export PATH={bin}:$PATH   # the pinned kubectl");
+    // A local control plane: its kubeconfig for the command and the user; an attached cluster
+    // keeps the user's own.
+    let kubeconfig = cp.kubeconfig_path().map(|p| p.to_path_buf());
+    if let (Some(kubeconfig), Some(bin)) = (&kubeconfig, cp.bin_dir()) {
+        eprintln!("[control-plane] ready. In another shell:");
+        println!("export KUBECONFIG={}", kubeconfig.display());
+        println!("export PATH={}:$PATH   # the pinned kubectl", bin.display());
+    }
     if opts.crd_dir.is_some() {
         eprintln!("[control-plane] CRDs installed; try: kubectl apply -f examples/");
     }
@@ -77,11 +83,12 @@ async fn main() -> ExitCode {
         }
         ExitCode::SUCCESS
     } else {
-        let mut child = match tokio::process::Command::new(&command[0])
-            .args(&command[1..])
-            .env("KUBECONFIG", &kubeconfig)
-            .spawn()
-        {
+        let mut cmd = tokio::process::Command::new(&command[0]);
+        cmd.args(&command[1..]);
+        if let Some(kubeconfig) = &kubeconfig {
+            cmd.env("KUBECONFIG", kubeconfig);
+        }
+        let mut child = match cmd.spawn() {
             Ok(child) => child,
             Err(e) => {
                 eprintln!("[control-plane] cannot run {:?}: {e}", command[0]);
@@ -120,4 +127,28 @@ async fn main() -> ExitCode {
     eprintln!("[control-plane] stopping");
     cp.stop();
     code
+}
+
+/// With `--prefer-kubeconfig`, the cluster in `KUBECONFIG` when it answers within 5 s, with the
+/// CRDs and the chart's admission policies installed; else `None` (start a local one).
+async fn attach(prefer: bool, opts: &Options) -> Option<ControlPlane> {
+    let path = std::env::var_os("KUBECONFIG").filter(|_| prefer)?;
+    let shown = PathBuf::from(&path).display().to_string();
+    let bare = Options::default();
+    let probe = ControlPlane::existing(&bare);
+    match tokio::time::timeout(std::time::Duration::from_secs(5), probe).await {
+        Ok(Ok(_)) => {}
+        _ => {
+            eprintln!("[run] KUBECONFIG={shown} does not answer; starting a local control plane");
+            return None;
+        }
+    }
+    eprintln!("[run] using the cluster in KUBECONFIG={shown}");
+    match ControlPlane::existing(opts).await {
+        Ok(cp) => Some(cp),
+        Err(e) => {
+            eprintln!("[run] installing the CRDs and policies there failed: {e}");
+            std::process::exit(1);
+        }
+    }
 }

@@ -2,7 +2,7 @@
 //! chart's Roles for a namespace, apply them (optionally minus one rule), and start the operator
 //! impersonating the chart's ServiceAccount.
 
-use dmk_control_plane::ControlPlane;
+use crate::ControlPlane;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::{
     Api,
@@ -14,7 +14,7 @@ use super::operator::Operator;
 
 pub const CHART: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/charts/dataminer-keys-operator"
+    "/../../charts/dataminer-keys-operator"
 );
 
 /// With `DMK_TEST_AS_CHART=1`, every `Env` runs its operator with only the chart's permissions.
@@ -24,7 +24,7 @@ pub fn as_chart() -> bool {
 
 /// The objects `helm template` renders for `release` in `ns` (Kubernetes 1.36.3), with `args`.
 pub fn render(release: &str, ns: &str, args: &[&str]) -> Vec<serde_json::Value> {
-    let helm = dmk_control_plane::binaries().unwrap().join("helm");
+    let helm = crate::binaries().unwrap().join("helm");
     let out = std::process::Command::new(helm)
         .args([
             "template",

@@ -1,5 +1,6 @@
-//! The operator binary, run as a real process against the test control plane, restricted to
-//! one test namespace (its Lease lives there too), logging JSON to a file the test can read.
+//! The operator binary, run as a real process against the test control plane (or any cluster),
+//! restricted to one namespace (its Lease lives there too), logging JSON to a file the caller
+//! can read. The suites start it with the defaults; the benchmark with [`Launch`].
 
 use std::{
     path::PathBuf,
@@ -7,10 +8,37 @@ use std::{
     time::Duration,
 };
 
-use dmk_control_plane::ControlPlane;
+use crate::ControlPlane;
+
+/// How to start the operator: which binary, where it logs, with what.
+pub struct Launch {
+    /// Default: the workspace's debug build ([`super::workspace_binary`]).
+    pub binary: PathBuf,
+    /// Default: `operator.log` in a directory removed with the handle.
+    pub log: Option<PathBuf>,
+    pub namespace: String,
+    /// Flags; each wins over the default of the same flag.
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub kubeconfig: Option<PathBuf>,
+}
+
+impl Launch {
+    pub fn new(namespace: &str) -> Launch {
+        Launch {
+            binary: super::workspace_binary("dataminer-keys-operator"),
+            log: None,
+            namespace: namespace.to_string(),
+            args: Vec::new(),
+            env: Vec::new(),
+            kubeconfig: None,
+        }
+    }
+}
 
 pub struct Operator {
     child: Option<Child>,
+    binary: PathBuf,
     log: PathBuf,
     _dir: tempfile::TempDir,
     kubeconfig: Option<PathBuf>,
@@ -52,18 +80,30 @@ impl Operator {
         extra_env: &[(&str, &str)],
         kubeconfig: Option<PathBuf>,
     ) -> Operator {
-        let dir = tempfile::tempdir().unwrap();
-        let mut op = Operator {
-            child: None,
-            log: dir.path().join("operator.log"),
-            _dir: dir,
-            kubeconfig,
-            namespace: namespace.to_string(),
-            extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
-            extra_env: extra_env
+        Self::launch(Launch {
+            args: extra_args.iter().map(|a| a.to_string()).collect(),
+            env: extra_env
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            kubeconfig,
+            ..Launch::new(namespace)
+        })
+    }
+
+    pub fn launch(launch: Launch) -> Operator {
+        let dir = tempfile::tempdir().unwrap();
+        let mut op = Operator {
+            child: None,
+            binary: launch.binary,
+            log: launch
+                .log
+                .unwrap_or_else(|| dir.path().join("operator.log")),
+            _dir: dir,
+            kubeconfig: launch.kubeconfig,
+            namespace: launch.namespace,
+            extra_args: launch.args,
+            extra_env: launch.env,
         };
         op.restart();
         op
@@ -77,7 +117,7 @@ impl Operator {
             .append(true)
             .open(&self.log)
             .unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_dataminer-keys-operator"));
+        let mut cmd = Command::new(&self.binary);
         let defaults = [
             ("--namespace", self.namespace.as_str()),
             ("--leader-election-namespace", self.namespace.as_str()),
@@ -99,7 +139,7 @@ impl Operator {
         if let Some(k) = &self.kubeconfig {
             cmd.env("KUBECONFIG", k);
         }
-        self.child = Some(dmk_control_plane::spawn_supervised(cmd).expect("start the operator"));
+        self.child = Some(crate::spawn_supervised(cmd).expect("start the operator"));
     }
 
     /// Starts the process again with extra environment variables for this run only (a fault
@@ -177,26 +217,35 @@ impl Operator {
         }
     }
 
-    /// The address of /healthz, /readyz and /metrics, from the start-up log line.
+    /// The address of /healthz, /readyz and /metrics: the flag's when it names a port, else the
+    /// one the latest start logged; `None` before it has.
+    fn address(&self) -> Option<String> {
+        let fixed = self
+            .extra_args
+            .iter()
+            .find_map(|a| a.strip_prefix("--metrics-address="))
+            .filter(|a| !a.ends_with(":0"));
+        if let Some(address) = fixed {
+            return Some(address.to_string());
+        }
+        self.logs()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .rfind(|v| v["message"] == "serving /healthz, /readyz, /metrics")
+            .and_then(|v| v["address"].as_str().map(str::to_string))
+    }
+
+    /// The address of /healthz, /readyz and /metrics (waits for the start-up log line).
     pub async fn http_address(&self) -> String {
         super::eventually(20, "the operator's HTTP address in its log", || async {
-            self.logs()
-                .lines()
-                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-                .rfind(|v| v["message"] == "serving /healthz, /readyz, /metrics")
-                .and_then(|v| v["address"].as_str().map(str::to_string))
+            self.address()
         })
         .await
     }
 
     /// This process's /metrics text, or `None` while it does not answer yet (just restarted).
     pub async fn metrics_text(&self) -> Option<String> {
-        let address = self
-            .logs()
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .rfind(|v| v["message"] == "serving /healthz, /readyz, /metrics")
-            .and_then(|v| v["address"].as_str().map(str::to_string))?;
+        let address = self.address()?;
         super::http_get_opt(&address, "/metrics")
             .await
             .map(|(_, body)| body)
@@ -225,6 +274,50 @@ impl Operator {
                 .map(|_| ())
         })
         .await
+    }
+
+    /// Waits at most `secs` seconds for /readyz to answer 200 (watches synced, Lease taken).
+    pub async fn wait_ready(&self, secs: u64) -> Result<(), String> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            let address = self.address();
+            if let Some(address) = address
+                && super::http_get_opt(&address, "/readyz").await.map(|r| r.0) == Some(200)
+            {
+                return Ok(());
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(format!(
+                    "the operator did not become ready within {secs}s (log: {})",
+                    self.log.display()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Reconciles this process has finished so far, whatever their result.
+    pub async fn reconciles(&self) -> Option<f64> {
+        self.metric_sum("dataminer_keys_reconciles_total").await
+    }
+
+    /// The running process's id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// The process's peak resident set (VmHWM), in KiB.
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+
+    /// CPU time the process has used so far (user and system), in seconds.
+    pub fn cpu_seconds(&self) -> Option<f64> {
+        super::cpu::seconds(self.pid()?)
     }
 
     /// Sends a signal to the running process (SIGSTOP 19 freezes it, SIGCONT 18 resumes it).

@@ -9,7 +9,10 @@ use std::{
 
 use super::Env;
 
-pub const PLUGIN: &str = env!("CARGO_BIN_EXE_kubectl-dmkeys");
+/// The plugin binary of this workspace.
+pub fn binary() -> PathBuf {
+    super::workspace_binary("kubectl-dmkeys")
+}
 
 pub struct Plugin {
     kubeconfig: Option<PathBuf>,
@@ -36,7 +39,7 @@ impl Plugin {
 
     /// Runs the plugin with no terminal; returns (exit code, stdout, stderr).
     pub fn run(&self, args: &[&str]) -> (i32, String, String) {
-        let out = Command::new(PLUGIN)
+        let out = Command::new(binary())
             .args(self.args(args))
             .stdin(Stdio::null())
             .output()
@@ -46,7 +49,7 @@ impl Plugin {
 
     /// Runs the plugin in a pseudo-terminal, typing `input`; returns (exit code, terminal text).
     pub fn run_in_pty(&self, args: &[&str], input: &str) -> (i32, String) {
-        let line = std::iter::once(PLUGIN.to_string())
+        let line = std::iter::once(binary().display().to_string())
             .chain(self.args(args))
             .map(|a| format!("'{a}'"))
             .collect::<Vec<_>>()

@@ -1,7 +1,7 @@
 //! Backups as Velero or `kubectl get -o yaml` keep objects: without uid, resourceVersion,
 //! status or owner references, created again with new uids.
 
-use dataminer_keys_operator::api::DataMinerKeySet;
+use dataminer_keys_api::DataMinerKeySet;
 use k8s_openapi::api::core::v1::Secret;
 use kube::{
     Api, Resource,
