@@ -28,16 +28,9 @@ pub fn names(n: usize) -> Vec<String> {
 }
 
 pub fn keyset(name: &str) -> DataMinerKeySet {
-    serde_json::from_value(json!({
-        "apiVersion": "keys.dataminer.services/v1alpha1",
-        "kind": "DataMinerKeySet",
-        "metadata": { "name": name },
-        "spec": {
-            "label": LABEL,
-            "scope": { "organization": { "name": "bench" } },
-            "permissions": ["RegisterCatalogItems", "AddDataMinerNodes"]
-        }
-    }))
+    serde_json::from_value(dmk_control_plane::kit::org_keyset_with(
+        name, LABEL, "bench",
+    ))
     .expect("a valid key set")
 }
 

@@ -78,13 +78,19 @@ pub fn keyset(value: serde_json::Value) -> DataMinerKeySet {
 
 /// An organization key set named `name` with the test label.
 pub fn org_keyset(name: &str) -> serde_json::Value {
+    org_keyset_with(name, LABEL, "skyline-demo")
+}
+
+/// The one key set manifest the suites and the benchmark start from: an organization key set
+/// with two permissions.
+pub fn org_keyset_with(name: &str, label: &str, organization: &str) -> serde_json::Value {
     serde_json::json!({
         "apiVersion": "keys.dataminer.services/v1alpha1",
         "kind": "DataMinerKeySet",
         "metadata": { "name": name },
         "spec": {
-            "label": LABEL,
-            "scope": { "organization": { "name": "skyline-demo" } },
+            "label": label,
+            "scope": { "organization": { "name": organization } },
             "permissions": ["RegisterCatalogItems", "AddDataMinerNodes"]
         }
     })
