@@ -68,8 +68,12 @@ async fn main() -> ExitCode {
         eprintln!("[control-plane] the chart's admission policies installed");
     }
     if !command.is_empty() {
+        let what = match kubeconfig {
+            Some(_) => "it and the control plane",
+            None => "it",
+        };
         eprintln!(
-            "[control-plane] running {} (Ctrl-C stops it and the control plane)",
+            "[control-plane] running {} (Ctrl-C stops {what})",
             command[0]
         );
     }
