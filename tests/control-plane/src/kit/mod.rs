@@ -13,6 +13,7 @@ pub mod cpu;
 pub mod operator;
 pub mod plugin;
 pub mod proxy;
+pub mod scripted;
 
 /// The repository's root (this crate sits in tests/control-plane).
 pub fn repo_root() -> PathBuf {

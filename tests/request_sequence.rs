@@ -1,0 +1,256 @@
+//! What one reconcile sends, request by request, against a scripted API (the test kit's
+//! `kit::scripted`): fast, and exact where the real-API suites and the bench only count. Each
+//! test lists the requests in order; anything else, or anything left out, fails it.
+//!
+//! The controller here runs without its watches, so nothing tells it the Secret is unchanged
+//! and each reconcile reads the Secret once (with the watches, the bench's request budget shows
+//! 0 reads per new set and none at rest, on the real API server).
+
+mod common;
+
+use std::sync::Arc;
+
+use common::scripted::{ScriptedApi, status};
+use dataminer_keys_operator::{
+    api::DataMinerKeySet,
+    controller::{self, Context, FINALIZER},
+    error::Error,
+    metrics::Metrics,
+    proof::ProofKey,
+};
+use http::Method;
+use serde_json::{Value, json};
+
+const KEYSET: &str = "/apis/keys.dataminer.services/v1alpha1/namespaces/ns/dataminerkeysets/ks";
+const STATUS: &str =
+    "/apis/keys.dataminer.services/v1alpha1/namespaces/ns/dataminerkeysets/ks/status";
+const SECRETS: &str = "/api/v1/namespaces/ns/secrets";
+const SECRET: &str = "/api/v1/namespaces/ns/secrets/ks-keys";
+const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/ns/events";
+const LABEL: &str = "CI";
+
+/// Key set `ks` as stored: with the finalizer, `status` as given, and a primary request at
+/// `primary` (none when 1).
+fn keyset(status: &Value, primary: i64) -> Value {
+    let mut ks = json!({
+        "apiVersion": "keys.dataminer.services/v1alpha1",
+        "kind": "DataMinerKeySet",
+        "metadata": {
+            "name": "ks", "namespace": "ns", "uid": "keyset-uid", "generation": primary,
+            "resourceVersion": "10", "finalizers": [FINALIZER]
+        },
+        "spec": {
+            "label": LABEL,
+            "scope": { "organization": { "name": "org" } },
+            "permissions": ["ReadCatalogItems"]
+        },
+        "status": status
+    });
+    if primary > 1 {
+        ks["spec"]["regenerate"] =
+            json!({ "primary": { "revision": primary, "confirmLabel": LABEL } });
+    }
+    ks
+}
+
+fn context(api: &ScriptedApi) -> Arc<Context> {
+    Arc::new(Context::new(
+        api.client("ns"),
+        Arc::new(Metrics::default()),
+        ProofKey::generate().unwrap(),
+        Some("test".into()),
+    ))
+}
+
+async fn reconcile(ks: &Value, ctx: &Arc<Context>) -> Result<(), Error> {
+    let ks: DataMinerKeySet = serde_json::from_value(ks.clone()).unwrap();
+    controller::reconcile(Arc::new(ks), ctx.clone())
+        .await
+        .map(|_| ())
+}
+
+/// The Secret as the API server stores a create or an apply: with a uid and a version.
+fn stored(body: &Value, resource_version: &str) -> Value {
+    let mut secret = body.clone();
+    secret["metadata"]["uid"] = json!("secret-uid");
+    secret["metadata"]["resourceVersion"] = json!(resource_version);
+    secret
+}
+
+fn not_found() -> (u16, Value) {
+    (
+        404,
+        status(404, "NotFound", "secrets \"ks-keys\" not found"),
+    )
+}
+
+/// The status apply as the API server answers it: the key set with that status.
+fn status_echo(ks: Value) -> impl Fn(&Value) -> (u16, Value) + Send + Sync {
+    move |body| {
+        let mut ks = ks.clone();
+        ks["status"] = body["status"].clone();
+        (200, ks)
+    }
+}
+
+fn last_body(api: &ScriptedApi, method: Method, path: &str) -> Value {
+    api.seen()
+        .into_iter()
+        .rfind(|(m, p, _)| *m == method && p == path)
+        .map(|(_, _, body)| body)
+        .unwrap_or_else(|| panic!("no {method} {path}"))
+}
+
+fn ready(status: &Value) -> (String, String) {
+    let ready = status["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .unwrap();
+    (
+        ready["status"].as_str().unwrap().into(),
+        ready["reason"].as_str().unwrap().into(),
+    )
+}
+
+// A new key set: the Secret created, one Event, one status apply. At rest: no write.
+// A rotation: one read (the values to keep), the Secret applied, one Event, one status apply.
+#[tokio::test]
+async fn a_new_set_a_set_at_rest_and_a_rotation() {
+    let api = ScriptedApi::new();
+    let ctx = context(&api);
+    let new = keyset(&Value::Null, 1);
+    api.expect(Method::GET, SECRET, |_| not_found())
+        .expect(Method::POST, SECRETS, |b| (201, stored(b, "1")))
+        .expect(Method::POST, EVENTS, |b| (201, b.clone()))
+        .expect(Method::PATCH, STATUS, status_echo(new.clone()));
+    reconcile(&new, &ctx).await.unwrap();
+    api.assert_done();
+    let created = last_body(&api, Method::POST, SECRETS);
+    let recorded = last_body(&api, Method::PATCH, STATUS)["status"].clone();
+    assert_eq!(ready(&recorded), ("True".into(), "KeysReady".into()));
+    assert_eq!(
+        last_body(&api, Method::POST, EVENTS)["reason"],
+        "KeysCreated"
+    );
+
+    // At rest (the key set as the status apply left it): the Secret read (without the watch,
+    // nothing says it is unchanged) and not a single write.
+    let secret = stored(&created, "1");
+    api.expect(Method::GET, SECRET, move |_| (200, secret.clone()));
+    reconcile(&keyset(&recorded, 1), &ctx).await.unwrap();
+    api.assert_done();
+
+    // A rotation of the primary to revision 2.
+    let rotating = keyset(&recorded, 2);
+    let secret = stored(&created, "1");
+    api.expect(Method::GET, SECRET, move |_| (200, secret.clone()))
+        .expect(Method::PATCH, SECRET, |b| (200, stored(b, "2")))
+        .expect(Method::POST, EVENTS, |b| (201, b.clone()))
+        .expect(Method::PATCH, STATUS, status_echo(rotating.clone()));
+    reconcile(&rotating, &ctx).await.unwrap();
+    api.assert_done();
+    let rotated = last_body(&api, Method::PATCH, STATUS)["status"].clone();
+    assert_eq!(rotated["primary"]["revision"], 2);
+    assert_eq!(rotated["secondary"], recorded["secondary"], "untouched");
+    assert_eq!(
+        last_body(&api, Method::POST, EVENTS)["reason"],
+        "PrimaryKeyRegenerated"
+    );
+}
+
+// A refused Secret write: reported once (a Warning Event and the Ready condition), nothing
+// recorded as done, and the error goes back to the controller for the retry with backoff.
+#[tokio::test]
+async fn a_refused_secret_write_is_reported_and_retried() {
+    let api = ScriptedApi::new();
+    let ctx = context(&api);
+    let new = keyset(&Value::Null, 1);
+    api.expect(Method::GET, SECRET, |_| not_found())
+        .expect(Method::POST, SECRETS, |_| {
+            (403, status(403, "Forbidden", "secrets is forbidden: quota"))
+        })
+        .expect(Method::POST, EVENTS, |b| (201, b.clone()))
+        .expect(Method::PATCH, STATUS, status_echo(new.clone()));
+    let result = reconcile(&new, &ctx).await;
+    api.assert_done();
+    assert!(
+        matches!(result, Err(Error::WriteSecret { .. })),
+        "{result:?}"
+    );
+    let event = last_body(&api, Method::POST, EVENTS);
+    assert_eq!(
+        (event["type"].as_str(), event["reason"].as_str()),
+        (Some("Warning"), Some("SecretWriteFailed"))
+    );
+    let recorded = last_body(&api, Method::PATCH, STATUS)["status"].clone();
+    assert_eq!(
+        ready(&recorded),
+        ("False".into(), "SecretWriteFailed".into())
+    );
+    assert!(
+        recorded.get("primary").is_none(),
+        "nothing recorded as done"
+    );
+}
+
+// A conflict (the name taken between the read and the create): nothing reported, nothing
+// recorded; the reconcile ends for a quick retry that reads again.
+#[tokio::test]
+async fn a_conflict_reports_nothing_and_reads_again() {
+    let api = ScriptedApi::new();
+    let ctx = context(&api);
+    let new = keyset(&Value::Null, 1);
+    api.expect(Method::GET, SECRET, |_| not_found())
+        .expect(Method::POST, SECRETS, |_| {
+            (
+                409,
+                status(409, "AlreadyExists", "secrets \"ks-keys\" already exists"),
+            )
+        });
+    let result = reconcile(&new, &ctx).await;
+    api.assert_done();
+    assert!(matches!(result, Err(Error::Changed)), "{result:?}");
+
+    // The retry reads the Secret again (someone else's now): a conflict, reported.
+    let foreign = json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": { "name": "ks-keys", "namespace": "ns", "uid": "other", "resourceVersion": "5" },
+        "data": { "primaryKey": "YQ==", "secondaryKey": "Yg==" }
+    });
+    api.expect(Method::GET, SECRET, move |_| (200, foreign.clone()))
+        .expect(Method::POST, EVENTS, |b| (201, b.clone()))
+        .expect(Method::PATCH, STATUS, status_echo(new.clone()));
+    reconcile(&new, &ctx).await.unwrap();
+    api.assert_done();
+    let recorded = last_body(&api, Method::PATCH, STATUS)["status"].clone();
+    assert_eq!(ready(&recorded), ("False".into(), "SecretConflict".into()));
+}
+
+// A refused Event: status is written anyway, with the change in it and the Event kept in
+// status.pendingEvents under an AuditPending condition, for a later retry.
+#[tokio::test]
+async fn a_refused_event_still_writes_status() {
+    let api = ScriptedApi::new();
+    let ctx = context(&api);
+    let new = keyset(&Value::Null, 1);
+    api.expect(Method::GET, SECRET, |_| not_found())
+        .expect(Method::POST, SECRETS, |b| (201, stored(b, "1")))
+        .expect(Method::POST, EVENTS, |_| {
+            (403, status(403, "Forbidden", "events are refused here"))
+        })
+        .expect(Method::PATCH, STATUS, status_echo(new.clone()));
+    reconcile(&new, &ctx).await.ok();
+    api.assert_done();
+    let recorded = last_body(&api, Method::PATCH, STATUS)["status"].clone();
+    assert_eq!(recorded["primary"]["revision"], 1, "the keys are recorded");
+    assert_eq!(recorded["pendingEvents"][0]["reason"], "KeysCreated");
+    let pending = recorded["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "AuditPending")
+        .expect("AuditPending");
+    assert_eq!(pending["status"], "True");
+}
