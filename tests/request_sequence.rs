@@ -21,7 +21,6 @@ use dataminer_keys_operator::{
 use http::Method;
 use serde_json::{Value, json};
 
-const KEYSET: &str = "/apis/keys.dataminer.services/v1alpha1/namespaces/ns/dataminerkeysets/ks";
 const STATUS: &str =
     "/apis/keys.dataminer.services/v1alpha1/namespaces/ns/dataminerkeysets/ks/status";
 const SECRETS: &str = "/api/v1/namespaces/ns/secrets";
