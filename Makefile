@@ -14,6 +14,10 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 test: control-plane
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	@# Each library crate alone, with only its own features (the workspace build unifies them).
+	$(CARGO) check -p dataminer-keys-api
+	$(CARGO) check -p dataminer-keys-core
+	$(CARGO) check -p dataminer-keys-plugin
 	$(MAKE) --no-print-directory deny
 	@mkdir -p target
 	$(CARGO) test --workspace 2>&1 | tee target/test-output.log

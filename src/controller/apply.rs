@@ -18,7 +18,7 @@ use crate::{
     api::DataMinerKeySet,
     error::{Error, Result},
     keys::{self, KeyValue},
-    plan::{Held, Plan, Problem, SecretSeen, SecretWrite, Slot, SlotPlan},
+    plan::{self, Held, Plan, Reached, SecretSeen, SecretWrite, Slot, SlotPlan},
     proof,
     secret::{self, FIELD_MANAGER},
     status::Applied,
@@ -56,19 +56,19 @@ pub(super) async fn apply(
                 operation,
             } = *failure;
             ctx.metrics.write_failed(operation);
-            let written = partial.unwrap_or_else(|| {
-                // Nothing happened: report no change, keep the record as it is.
-                plan.changes.clear();
-                plan.revoked = ks.status.as_ref().is_some_and(|s| s.revoked_at.is_some());
-                plan.problems.retain(|p| *p != Problem::SecretMissing);
-                Written {
-                    held: [None, None],
-                    secret_uid: None,
-                    secret: None,
-                    lineage: None,
-                }
+            let reached = match partial {
+                Some(_) => Reached::Part,
+                None => Reached::Nothing,
+            };
+            let revoked_before = ks.status.as_ref().is_some_and(|s| s.revoked_at.is_some());
+            plan = plan::settle_failed(plan, reached, message, revoked_before);
+            // Nothing written: the record stays as it is.
+            let written = partial.unwrap_or(Written {
+                held: [None, None],
+                secret_uid: None,
+                secret: None,
+                lineage: None,
             });
-            plan.problems.push(Problem::WriteFailed(message));
             (written, Some(error))
         }
     };

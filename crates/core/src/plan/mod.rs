@@ -16,14 +16,17 @@
 //! generate again.
 //!
 //! Files: this one holds the types and [`plan`]; `trust` decides whose a Secret is and which
-//! values count; `validate` checks the spec again.
+//! values count; `validate` checks the spec again; `adopt` plans a confirmed adoption;
+//! `settle` says what a plan whose Secret write failed may still report.
 
 mod adopt;
+mod settle;
 mod trust;
 mod validate;
 
 pub use crate::api::Slot;
 pub use adopt::AdoptionRefusal;
+pub use settle::{Reached, settle_failed};
 pub use trust::is_operators;
 pub use validate::validate;
 
