@@ -10,7 +10,8 @@
 //! - `dataminer-keys-plugin` (crates/plugin), re-exported as [`plugin`]: `kubectl dmkeys`; its
 //!   only workspace dependency is the API crate.
 //! - This crate, the operator: the process around the core. [`error`], [`metrics`], [`http`],
-//!   [`leader`], [`proof_key`] (where the proof key is stored), and [`controller`], the thin
+//!   [`leader`], [`startup`] (the checks and the proof key's store, with their error type), and
+//!   [`controller`], the thin
 //!   layer that runs one reconcile as named steps (observe -> plan -> apply -> report -> write
 //!   status). Within it, `tests/module_layers.rs` checks what the compiler cannot: no import
 //!   cycle between its modules.
@@ -27,4 +28,4 @@ pub mod error;
 pub mod http;
 pub mod leader;
 pub mod metrics;
-pub mod proof_key;
+pub mod startup;

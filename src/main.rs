@@ -12,16 +12,15 @@ use std::{
 
 use clap::{Parser, ValueEnum};
 use futures::StreamExt;
-use kube::{Api, Client, api::ListParams};
+use kube::Client;
 use tracing_subscriber::EnvFilter;
 
 use dataminer_keys_operator::{
-    api::DataMinerKeySet,
     controller::{self, Context, Namespaces},
     http::{self, Health},
     leader::{Elector, LeaseConfig},
     metrics::Metrics,
-    proof_key,
+    startup::{self, StartupError},
 };
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -78,40 +77,6 @@ fn init_logging(args: &Args) {
     }
 }
 
-/// Refuses to start with a message that says what is wrong and what to do.
-async fn preflight(client: &Client, namespaces: &Namespaces) -> Result<(), String> {
-    let version = tokio::time::timeout(Duration::from_secs(10), client.apiserver_version())
-        .await
-        .map_err(|_| "the Kubernetes API server did not answer within 10s".to_string())?
-        .map_err(|e| format!("cannot reach the Kubernetes API server: {e}"))?;
-    tracing::info!(version = version.git_version, "connected to the API server");
-    let api: Api<DataMinerKeySet> = match namespaces {
-        Namespaces::All => Api::all(client.clone()),
-        Namespaces::Only(list) => Api::namespaced(client.clone(), &list[0]),
-    };
-    // Bounded like the version call: a list held by the API server (overloaded, or API Priority
-    // and Fairness queueing it) must end start-up with a message, not hang it silently.
-    let listed = tokio::time::timeout(
-        Duration::from_secs(10),
-        api.list(&ListParams::default().limit(1)),
-    )
-    .await
-    .map_err(|_| {
-        "the Kubernetes API server did not answer a list of DataMinerKeySets within 10s".to_string()
-    })?;
-    match listed {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(s)) if s.code == 404 => Err(
-            "the DataMinerKeySet CRD is not installed: run `kubectl apply --server-side -f crds/` (or install the Helm chart)".into(),
-        ),
-        Err(kube::Error::Api(s)) if s.code == 403 => Err(format!(
-            "not allowed to list DataMinerKeySets: {}; check the operator's RBAC",
-            s.message
-        )),
-        Err(e) => Err(format!("listing DataMinerKeySets failed: {e}")),
-    }
-}
-
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
@@ -126,12 +91,7 @@ async fn main() -> ExitCode {
 
     let client = match Client::try_default().await {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!(
-                "dataminer-keys-operator: no Kubernetes configuration (in-cluster or KUBECONFIG): {e}"
-            );
-            return ExitCode::FAILURE;
-        }
+        Err(e) => return failed(StartupError::NoConfiguration(Box::new(e))),
     };
     let namespaces = if args.namespaces.is_empty() {
         Namespaces::All
@@ -143,17 +103,15 @@ async fn main() -> ExitCode {
     // yet, and a slow API server would otherwise hold it until the kubelet's SIGKILL.
     let proof_secret = format!("{}-proof-key", args.lease_name);
     let start_up = async {
-        preflight(&client, &namespaces).await?;
-        proof_key::load_or_create(&client, &args.leader_election_namespace, &proof_secret).await
+        startup::preflight(&client, &namespaces).await?;
+        startup::load_or_create_proof_key(&client, &args.leader_election_namespace, &proof_secret)
+            .await
     };
     let mut stopped = stopping.clone();
     let proof_key = tokio::select! {
         started = start_up => match started {
             Ok(key) => key,
-            Err(message) => {
-                eprintln!("dataminer-keys-operator: {message}");
-                return ExitCode::FAILURE;
-            }
+            Err(e) => return failed(e),
         },
         _ = stopped.wait_for(|stop| *stop) => {
             tracing::info!("stopped during start-up");
@@ -165,12 +123,11 @@ async fn main() -> ExitCode {
     let ready = Arc::new(AtomicBool::new(false));
     let listener = match tokio::net::TcpListener::bind(args.metrics_address).await {
         Ok(l) => l,
-        Err(e) => {
-            eprintln!(
-                "dataminer-keys-operator: cannot listen on {}: {e}",
-                args.metrics_address
-            );
-            return ExitCode::FAILURE;
+        Err(source) => {
+            return failed(StartupError::Listen {
+                address: args.metrics_address,
+                source,
+            });
         }
     };
     tracing::info!(address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "serving /healthz, /readyz, /metrics");
@@ -290,4 +247,10 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {},
         _ = term.recv() => {},
     }
+}
+
+/// Ends start-up: the reason on stderr (the log may not be set up for the user to see), exit 1.
+fn failed(e: StartupError) -> ExitCode {
+    eprintln!("dataminer-keys-operator: {e}");
+    ExitCode::FAILURE
 }

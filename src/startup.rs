@@ -1,0 +1,130 @@
+//! Start-up, before anything acts: the API server answers, the CRD is installed and readable,
+//! and the proof key is loaded (or created on the first start). Each failure is one variant of
+//! [`StartupError`], whose message says what to do; the process prints it and exits non-zero.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::{
+    Api, Client,
+    api::{ListParams, PostParams},
+};
+
+use crate::{
+    api::DataMinerKeySet,
+    controller::Namespaces,
+    proof::{self, DATA_KEY, ProofKey},
+};
+
+/// How long each start-up request may take: a server that holds it (overloaded, or API
+/// Priority and Fairness queueing it) must end start-up with a message, not hang it silently.
+const BOUND: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("no Kubernetes configuration (in-cluster or KUBECONFIG): {0}")]
+    NoConfiguration(#[source] Box<kube::Error>),
+    #[error("the Kubernetes API server did not answer within 10s")]
+    ServerSilent,
+    #[error("cannot reach the Kubernetes API server: {0}")]
+    Unreachable(#[source] Box<kube::Error>),
+    #[error("the Kubernetes API server did not answer a list of DataMinerKeySets within 10s")]
+    ListSilent,
+    #[error(
+        "the DataMinerKeySet CRD is not installed: run `kubectl apply --server-side -f crds/` (or install the Helm chart)"
+    )]
+    NoCrd,
+    #[error("not allowed to list DataMinerKeySets: {0}; check the operator's RBAC")]
+    ListForbidden(String),
+    #[error("listing DataMinerKeySets failed: {0}")]
+    ListFailed(#[source] Box<kube::Error>),
+    #[error(
+        "Secret {namespace}/{name} has no valid {DATA_KEY}; delete it only if no key set holds keys yet (see docs/design.md, \"Trust\"; docs/backup.md for a lost key)"
+    )]
+    InvalidProofKey { namespace: String, name: String },
+    #[error("{step} the proof key Secret {namespace}/{name}: {source}")]
+    ProofKeyStore {
+        step: &'static str,
+        namespace: String,
+        name: String,
+        #[source]
+        source: Box<kube::Error>,
+    },
+    #[error("the proof key Secret {namespace}/{name} vanished")]
+    ProofKeyVanished { namespace: String, name: String },
+    #[error("{0}")]
+    RandomSource(#[from] crate::keys::RandomSourceError),
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        address: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The API server answers, and DataMinerKeySets can be listed where the operator watches.
+pub async fn preflight(client: &Client, namespaces: &Namespaces) -> Result<(), StartupError> {
+    let version = tokio::time::timeout(BOUND, client.apiserver_version())
+        .await
+        .map_err(|_| StartupError::ServerSilent)?
+        .map_err(|e| StartupError::Unreachable(Box::new(e)))?;
+    tracing::info!(version = version.git_version, "connected to the API server");
+    let api: Api<DataMinerKeySet> = match namespaces {
+        Namespaces::All => Api::all(client.clone()),
+        Namespaces::Only(list) => Api::namespaced(client.clone(), &list[0]),
+    };
+    let listed = tokio::time::timeout(BOUND, api.list(&ListParams::default().limit(1)))
+        .await
+        .map_err(|_| StartupError::ListSilent)?;
+    match listed {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Err(StartupError::NoCrd),
+        Err(kube::Error::Api(s)) if s.code == 403 => Err(StartupError::ListForbidden(s.message)),
+        Err(e) => Err(StartupError::ListFailed(Box::new(e))),
+    }
+}
+
+/// Reads the proof key from Secret `name` in `namespace`, creating it on first start. Two
+/// replicas starting at once both end up with the one that was created first.
+pub async fn load_or_create_proof_key(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+) -> Result<ProofKey, StartupError> {
+    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let store = |step: &'static str| {
+        move |source| StartupError::ProofKeyStore {
+            step,
+            namespace: namespace.into(),
+            name: name.into(),
+            source: Box::new(source),
+        }
+    };
+    let read = |secret: Secret| {
+        proof::from_secret(&secret).ok_or_else(|| StartupError::InvalidProofKey {
+            namespace: namespace.into(),
+            name: name.into(),
+        })
+    };
+    if let Some(secret) = api.get_opt(name).await.map_err(store("reading"))? {
+        return read(secret);
+    }
+    let key = ProofKey::generate()?;
+    match api
+        .create(&PostParams::default(), &proof::to_secret(&key, name))
+        .await
+    {
+        Ok(_) => Ok(key),
+        // Another replica created it first: use theirs.
+        Err(kube::Error::Api(s)) if s.code == 409 => {
+            match api.get_opt(name).await.map_err(store("reading"))? {
+                Some(secret) => read(secret),
+                None => Err(StartupError::ProofKeyVanished {
+                    namespace: namespace.into(),
+                    name: name.into(),
+                }),
+            }
+        }
+        Err(e) => Err(store("creating")(e)),
+    }
+}
