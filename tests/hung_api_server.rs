@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use dataminer_keys_operator::{
     api::DataMinerKeySet,
     controller::{self, Context, FINALIZER, REQUEST_TIMEOUT},
-    error::Error,
+    error::{Error, Kind, Operation},
     metrics::Metrics,
     proof::ProofKey,
 };
@@ -108,11 +108,8 @@ async fn a_secret_write_that_never_answers_ends_at_the_timeout_and_is_reported()
 
     assert!(
         matches!(
-            &result,
-            Err(Error::Timeout {
-                step: "writing the Secret",
-                ..
-            })
+            result.as_ref().map_err(Error::kind),
+            Err(Kind::TimedOut(Operation::CreateSecret))
         ),
         "{result:?}"
     );
@@ -222,11 +219,8 @@ async fn a_finalizer_patch_that_never_answers_ends_at_the_timeout() {
     .expect("the reconcile still waits for the finalizer patch after an hour");
     assert!(
         matches!(
-            &result,
-            Err(Error::Timeout {
-                step: "adding the finalizer",
-                ..
-            })
+            result.as_ref().map_err(Error::kind),
+            Err(Kind::TimedOut(Operation::AddFinalizer))
         ),
         "{result:?}"
     );

@@ -14,7 +14,7 @@ use common::scripted::{ScriptedApi, status};
 use dataminer_keys_operator::{
     api::DataMinerKeySet,
     controller::{self, Context, FINALIZER},
-    error::Error,
+    error::{Error, Kind, WriteError},
     metrics::Metrics,
     proof::ProofKey,
 };
@@ -175,7 +175,7 @@ async fn a_refused_secret_write_is_reported_and_retried() {
     let result = reconcile(&new, &ctx).await;
     api.assert_done();
     assert!(
-        matches!(result, Err(Error::WriteSecret { .. })),
+        matches!(result, Err(Error::Write(WriteError::Refused { .. }))),
         "{result:?}"
     );
     let event = last_body(&api, Method::POST, EVENTS);
@@ -210,7 +210,10 @@ async fn a_conflict_reports_nothing_and_reads_again() {
         });
     let result = reconcile(&new, &ctx).await;
     api.assert_done();
-    assert!(matches!(result, Err(Error::Changed)), "{result:?}");
+    assert!(
+        matches!(result.as_ref().map_err(Error::kind), Err(Kind::Changed)),
+        "{result:?}"
+    );
 
     // The retry reads the Secret again (someone else's now): a conflict, reported.
     let foreign = json!({

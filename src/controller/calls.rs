@@ -4,7 +4,10 @@
 use std::{future::Future, time::Duration};
 
 use super::Context;
-use crate::error::{Error, Result};
+use crate::{
+    error::{NotLeader, Operation, PersistError, WriteError},
+    keys::KeyValue,
+};
 
 /// No single API call may hold a worker longer than this.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -16,12 +19,43 @@ pub(super) enum CallError {
 }
 
 impl CallError {
-    /// The error for a failed `step`: `wrap` gives the API error its context.
-    pub fn into_error(self, step: &'static str, wrap: impl FnOnce(kube::Error) -> Error) -> Error {
+    /// A failed write of the Secret (or of what goes with it) on `target`. Its message is the
+    /// server's reason without any of `values` (a message that quoted one says `[key]`).
+    pub fn into_write(
+        self,
+        operation: Operation,
+        target: &str,
+        values: &[&KeyValue],
+    ) -> WriteError {
+        if self.code() == Some(409) {
+            return WriteError::Conflict;
+        }
         match self {
-            CallError::Api(source) => wrap(source),
-            CallError::TimedOut => Error::Timeout {
-                step,
+            CallError::TimedOut => WriteError::TimedOut {
+                operation,
+                secs: REQUEST_TIMEOUT.as_secs(),
+            },
+            api => {
+                let mut message = api.message();
+                for value in values {
+                    message = message.replace(value.expose(), "[key]");
+                }
+                WriteError::Refused {
+                    operation,
+                    target: target.into(),
+                    message,
+                }
+            }
+        }
+    }
+
+    /// A failed write of the key set itself.
+    pub fn into_persist(self, operation: Operation) -> PersistError {
+        match self {
+            _ if self.code() == Some(409) => PersistError::Changed,
+            CallError::Api(source) => PersistError::Refused { operation, source },
+            CallError::TimedOut => PersistError::TimedOut {
+                operation,
                 secs: REQUEST_TIMEOUT.as_secs(),
             },
         }
@@ -59,9 +93,9 @@ pub(super) async fn call<T>(fut: impl Future<Output = kube::Result<T>>) -> Resul
 
 /// Refuses to write once this replica's leadership has lapsed (checked before every write:
 /// another replica may be acting already).
-pub(super) fn ensure_leading(ctx: &Context) -> Result<()> {
+pub(super) fn ensure_leading(ctx: &Context) -> Result<(), NotLeader> {
     match &ctx.leadership {
-        Some(l) if !l.is_valid() => Err(Error::NotLeader),
+        Some(l) if !l.is_valid() => Err(NotLeader),
         _ => Ok(()),
     }
 }

@@ -14,22 +14,23 @@ use kube::{
 
 use super::{
     Context,
-    apply::tombstone,
     calls::{CallError, call, ensure_leading},
     events,
-    observe::{Read, observe},
+    index::Outcome,
+    observe::observe,
+    write::tombstone,
 };
 use crate::{
     api::{DataMinerKeySet, PendingEvent},
-    error::{Error, Result},
+    error::{Operation, Result, WriteError},
     plan,
     status::Queued,
 };
 
 pub(super) async fn destroy_keys(ks: &DataMinerKeySet, ctx: &Context) -> Result<Action> {
     let status = ks.status.clone().unwrap_or_default();
-    let observed = observe(ks, ctx, &status, Read::Always).await?;
-    ctx.cache.remove(ks);
+    let observed = observe(ks, ctx, &status).await?;
+    ctx.index.record(ks, Outcome::Gone);
     // Deleted keys never come back under this name, except when the whole namespace goes: that
     // is what a namespace backup restores (docs/backup.md).
     let seen_lineage = match &observed.seen {
@@ -63,18 +64,16 @@ pub(super) async fn destroy_keys(ks: &DataMinerKeySet, ctx: &Context) -> Result<
         }),
         ..Default::default()
     };
-    ensure_leading(ctx)?;
+    ensure_leading(ctx).map_err(WriteError::from)?;
     match call(secrets.delete(&secret_name, &dp)).await {
         Ok(_) => {}
         Err(e) if e.code() == Some(404) => {}
         Err(e) => {
-            ctx.metrics.write_failed("delete");
-            return Err(
-                e.into_error("deleting the Secret", |source| Error::DeleteSecret {
-                    secret: secret_name.clone(),
-                    source,
-                }),
-            );
+            let error = e.into_write(Operation::DeleteSecret, &secret_name, &[]);
+            if let Some(label) = error.operation().and_then(|op| op.write_label()) {
+                ctx.metrics.write_failed(label);
+            }
+            return Err(error.into());
         }
     }
     // An audit line like the reconciler's: self-contained, so it names the key set.

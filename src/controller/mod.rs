@@ -1,19 +1,17 @@
 //! Wiring: the shared context, the watches, and the controller loop.
 
-mod apply;
+mod announce;
 mod backoff;
-mod cache;
 mod calls;
 mod destroy;
 pub mod events;
+mod index;
 mod observe;
+mod persist;
 mod reconcile;
-mod report;
 mod resync;
-mod secret_index;
-mod token;
 mod tombstones;
-mod write_status;
+mod write;
 
 use std::sync::Arc;
 
@@ -56,8 +54,9 @@ pub struct Context {
     pub leadership: Option<Leadership>,
     /// Periodic re-check of every key set without a watch event.
     pub resync: std::time::Duration,
-    /// The Secret caches and what this process verified and wrote.
-    pub cache: cache::Cache,
+    /// What this process knows without asking: the Secret versions its watches hold, and per
+    /// key set what it verified and wrote.
+    pub index: index::Index,
     /// Lineages never to adopt again (revoked, or deleted through the finalizer).
     pub tombstones: tombstones::Tombstones,
     /// Label and annotation key prefixes refused in `spec.secret`, besides the built-in ones.
@@ -87,12 +86,12 @@ impl Context {
             tombstones,
             denied_prefixes: Vec::new(),
             client,
+            index: index::Index::new(metrics.clone()),
             metrics,
             proof_key,
             backoff: Default::default(),
             leadership: None,
             resync: DEFAULT_RESYNC,
-            cache: Default::default(),
         }
     }
 
@@ -113,7 +112,7 @@ pub const DEFAULT_RESYNC: std::time::Duration = std::time::Duration::from_secs(3
 
 /// Drops what the reconciler never reads before a key set enters the cache: the field managers'
 /// records. (Labels and annotations, a client-side apply's copy of the whole object among them,
-/// and the history are taken out next, by cache.rs.)
+/// and the history are taken out next, by the index: index/taken.rs.)
 fn slim(obj: &mut impl kube::ResourceExt) {
     obj.managed_fields_mut().clear();
 }
@@ -184,7 +183,7 @@ pub fn controllers(
     };
     let secret_selector = format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}");
     let mut stores = Vec::new();
-    let mut secret_indexes = Vec::new();
+    let mut secret_watches = Vec::new();
     let mut streams = Vec::new();
     for (namespace, keysets, secrets) in apis {
         // Key sets in a cache of our own, without what the reconciler never reads.
@@ -194,11 +193,9 @@ pub fn controllers(
             .modify(slim)
             .map_ok({
                 let ctx = ctx.clone();
-                let mut follower = cache::Follower::new(namespace);
+                let mut follower = index::Follower::new(namespace);
                 move |mut event| {
-                    for state in follower.follow(&ctx.cache, &mut event) {
-                        ctx.metrics.keyset_moved(Some(state), None);
-                    }
+                    follower.follow(&ctx.index, &mut event);
                     event
                 }
             })
@@ -207,29 +204,29 @@ pub fn controllers(
             .try_filter({
                 let ctx = ctx.clone();
                 move |event| {
-                    let echo = matches!(event, watcher::Event::Apply(ks) if ctx.cache.is_own_status_write(ks));
+                    let echo = matches!(event, watcher::Event::Apply(ks) if ctx.index.is_echo(ks));
                     std::future::ready(!echo)
                 }
             })
             .touched_objects();
-        // Secrets: only their versions are kept (secret_index.rs); the owner references in the
+        // Secrets: only their versions are kept (index/secrets.rs); the owner references in the
         // events route each change to its key set.
-        let index = Arc::new(secret_index::SecretIndex::default());
+        let versions = Arc::new(index::SecretVersions::default());
         let secret_stream = watcher(secrets, watcher::Config::default().labels(&secret_selector))
             .default_backoff()
             .inspect_ok({
-                let index = index.clone();
-                move |event| index.apply(event)
+                let versions = versions.clone();
+                move |event| versions.apply(event)
             })
             .try_filter({
                 let ctx = ctx.clone();
                 move |event| {
-                    let echo = matches!(event, watcher::Event::Apply(secret) if ctx.cache.is_known_secret(secret));
+                    let echo = matches!(event, watcher::Event::Apply(secret) if ctx.index.is_echo_of_secret(secret));
                     std::future::ready(!echo)
                 }
             })
             .touched_objects();
-        secret_indexes.push(index);
+        secret_watches.push(versions);
         let controller = Controller::for_stream(keyset_stream, reader.clone())
             .watches_stream(secret_stream, keysets_of)
             .reconcile_on(resync::walk(reader, ctx.resync))
@@ -251,7 +248,7 @@ pub fn controllers(
             .boxed();
         streams.push(stream);
     }
-    ctx.cache.set_secret_indexes(secret_indexes);
+    ctx.index.set_secret_watches(secret_watches);
     Controllers {
         stores,
         run: futures::stream::select_all(streams).boxed(),

@@ -1,8 +1,10 @@
-//! One reconciliation, as named steps: read the key set -> observe its Secret -> plan (pure) ->
-//! apply -> report (Events, audit lines) -> write status computed from what was applied. The
-//! report comes before the status write: a crash in between repeats it (at least once) instead
-//! of losing it. A write the API server refuses or leaves unanswered becomes `Ready=False`
-//! (`SecretWriteFailed`), one Warning Event, a metric, and a retry with backoff.
+//! One reconciliation, as named steps: gather (the index) -> observe the Secret -> plan (the
+//! core) -> write the Secret -> announce (Events, audit lines) -> persist the status the
+//! announce step hands over. Each step has its own error type (error.rs). The announcement
+//! comes before the status write, and only it can produce what the status write takes: a
+//! crash in between repeats it (at least once) instead of losing it. A write the API server
+//! refuses or leaves unanswered becomes `Ready=False` (`SecretWriteFailed`), one Warning Event,
+//! a metric, and a retry with backoff.
 
 use std::{sync::Arc, time::Duration};
 
@@ -15,22 +17,21 @@ use tracing::instrument;
 
 use super::{
     Context,
-    apply::apply,
-    cache::Kept,
+    announce::announce,
     calls::{call, ensure_leading},
     destroy::destroy_keys,
-    observe::{Observed, Read, observe},
-    report::report,
-    write_status::write_status,
+    index::{Gathered, Kept, Outcome},
+    observe::{Observed, observe},
+    persist::persist,
+    write::write,
 };
 use crate::{
-    api::{DataMinerKeySet, DataMinerKeySetStatus, READY},
-    error::{Error, Result},
-    plan::{self, Plan, PlanInput, Problem, SecretWrite},
-    status::{self, Applied},
+    api::{DataMinerKeySet, DataMinerKeySetStatus},
+    error::{Error, Kind, Operation, PersistError, Result},
+    plan::{self, Plan, PlanInput, SecretSeen},
+    status::{NextCheck, Standing},
 };
 
-const RETRY_CONFLICT: Duration = Duration::from_secs(30);
 /// Deleting a key set destroys its keys, whatever the propagation policy (`--cascade=orphan`
 /// would otherwise leave the Secret behind).
 pub const FINALIZER: &str = "keys.dataminer.services/destroy-keys";
@@ -59,8 +60,8 @@ pub fn error_policy(ks: Arc<DataMinerKeySet>, error: &Error, ctx: Arc<Context>) 
         error = %error,
         "reconcile failed"
     );
-    match error {
-        Error::Changed => Action::requeue(Duration::from_millis(200)),
+    match error.kind() {
+        Kind::Changed => Action::requeue(Duration::from_millis(200)),
         _ => Action::requeue(ctx.backoff.next(&object_name(&ks))),
     }
 }
@@ -70,31 +71,32 @@ fn object_name(ks: &DataMinerKeySet) -> String {
     format!("{}/{}", ks.namespace().unwrap_or_default(), ks.name_any())
 }
 
-/// Plans from the watch cache (see [`super::cache`]), then: keys for a live key set, cleanup
+/// Plans from what the index knows (see [`super::index`]), then: keys for a live key set, cleanup
 /// for one being deleted. The finalizer is added and removed here rather than by kube's
 /// `finalizer` helper, so that those two writes go through the same guard as every other one:
 /// only while leading, bounded in time (issue 21).
 async fn reconcile_once(cached: &Arc<DataMinerKeySet>, ctx: &Context) -> Result<Action> {
-    // The cache has not yet delivered our own last status write: planning from it would record
-    // a change twice. That write's watch event reconciles again.
-    if ctx.cache.is_stale(cached) {
-        return Ok(Action::await_change());
-    }
+    let known = match ctx.index.gather(cached) {
+        // The cache has not yet delivered our own last status write: planning from it would
+        // record a change twice. That write's watch event reconciles again.
+        Gathered::Behind => return Ok(Action::await_change()),
+        Gathered::Known(seen) => Some(seen),
+        Gathered::MustRead => None,
+    };
     let keysets: Api<DataMinerKeySet> =
         Api::namespaced(ctx.client.clone(), &cached.namespace().unwrap_or_default());
     let has_finalizer = cached.finalizers().iter().any(|f| f == FINALIZER);
     match (cached.metadata.deletion_timestamp.is_some(), has_finalizer) {
-        (false, true) => reconcile_keyset(cached, ctx, &keysets).await,
+        (false, true) => reconcile_keyset(cached, ctx, &keysets, known).await,
         // Its watch event brings the key set back with the finalizer in place.
         (false, false) => {
             let mut finalizers = cached.finalizers().to_vec();
             finalizers.push(FINALIZER.into());
-            set_finalizers(cached, ctx, &keysets, finalizers, "adding the finalizer").await?;
+            set_finalizers(cached, ctx, &keysets, finalizers, Operation::AddFinalizer).await?;
             Ok(Action::await_change())
         }
         (true, true) => {
-            ctx.metrics
-                .keyset_moved(ctx.cache.swap_state(cached, None), None);
+            ctx.index.record(cached, Outcome::Gone);
             let action = destroy_keys(cached, ctx).await?;
             let finalizers = cached
                 .finalizers()
@@ -102,7 +104,14 @@ async fn reconcile_once(cached: &Arc<DataMinerKeySet>, ctx: &Context) -> Result<
                 .filter(|f| *f != FINALIZER)
                 .cloned()
                 .collect();
-            set_finalizers(cached, ctx, &keysets, finalizers, "removing the finalizer").await?;
+            set_finalizers(
+                cached,
+                ctx,
+                &keysets,
+                finalizers,
+                Operation::RemoveFinalizer,
+            )
+            .await?;
             Ok(action)
         }
         // Being deleted, our work done: nothing to do.
@@ -118,8 +127,8 @@ async fn set_finalizers(
     ctx: &Context,
     keysets: &Api<DataMinerKeySet>,
     finalizers: Vec<String>,
-    step: &'static str,
-) -> Result<()> {
+    operation: Operation,
+) -> Result<(), PersistError> {
     ensure_leading(ctx)?;
     let patch = serde_json::json!({
         "metadata": { "finalizers": finalizers, "resourceVersion": ks.resource_version() }
@@ -135,10 +144,8 @@ async fn set_finalizers(
         // Gone already (its last finalizer was removed by someone else): nothing left to do.
         Err(e) if e.code() == Some(404) => Ok(()),
         // Changed under us (409), or the patch no longer applies (422): plan again soon.
-        Err(e) if matches!(e.code(), Some(409) | Some(422)) => Err(Error::Changed),
-        Err(e) => Err(e.into_error(step, |source| Error::Finalizer {
-            message: format!("{step}: {source}"),
-        })),
+        Err(e) if matches!(e.code(), Some(409) | Some(422)) => Err(PersistError::Changed),
+        Err(e) => Err(e.into_persist(operation)),
     }
 }
 
@@ -147,21 +154,23 @@ async fn reconcile_keyset(
     ks: &DataMinerKeySet,
     ctx: &Context,
     keysets: &Api<DataMinerKeySet>,
+    known: Option<SecretSeen>,
 ) -> Result<Action> {
     let status = ks.status.clone().unwrap_or_default();
-    let mut observed = observe(ks, ctx, &status, Read::IfUnknown).await?;
+    let mut observed = match known {
+        Some(seen) => Observed::known(seen),
+        None => observe(ks, ctx, &status).await?,
+    };
     let mut plan = plan_for(ks, &status, &observed, ctx);
-    // Rewriting or deleting a Secret needs its current values and version: read it first.
-    if observed.from_cache && matches!(plan.write, SecretWrite::Update { .. } | SecretWrite::Delete)
-    {
-        observed = observe(ks, ctx, &status, Read::Always).await?;
+    if observed.from_index && plan.needs_secret_read() {
+        observed = observe(ks, ctx, &status).await?;
         plan = plan_for(ks, &status, &observed, ctx);
     }
-    // An action names who asked: the requester annotations, kept aside by the cache, go back on.
+    // An action names who asked: the requester annotations, kept aside by the index, go back on.
     let restored;
     let ks = match plan.changes.is_empty() {
         true => ks,
-        false => match ctx.cache.requesters(ks) {
+        false => match ctx.index.requesters(ks) {
             Kept::This(annotations) => {
                 let mut with = ks.clone();
                 with.metadata.annotations = Some(annotations);
@@ -169,39 +178,26 @@ async fn reconcile_keyset(
                 &restored
             }
             // The watch delivered a newer version since: plan again from it, before any write.
-            Kept::ForAnotherVersion => return Err(Error::Changed),
+            Kept::ForAnotherVersion => return Err(PersistError::Changed.into()),
             Kept::Nothing => ks,
         },
     };
-    let (applied, failure) = apply(ks, ctx, plan, observed).await?;
-    let mut next = status::next_status(ks, &applied);
-    // A lapsed leader writes nothing more; the next leader finds (and records) what was written.
-    ensure_leading(ctx)?;
-    // A refused Event does not stop the status write: status must never claim a key the
-    // Secret no longer holds. It waits in status and is retried with backoff.
-    let unpublished = report(ks, ctx, &applied).await?;
-    let refused = unpublished
-        .refusal
-        .as_ref()
-        .zip(unpublished.events.first())
-        .map(|(message, first)| Error::PublishEvent {
-            reason: first.event.reason.clone(),
-            message: message.clone(),
-        });
-    status::settle(
-        ks,
-        &mut next,
-        unpublished.events,
-        unpublished.refusal.as_deref(),
-        applied.now,
-    );
-    write_status(ks, ctx, keysets, &next).await?;
-    let state = Some(state(&applied, &next));
-    ctx.metrics
-        .keyset_moved(ctx.cache.swap_state(ks, state), state);
-    match failure.or(refused) {
-        Some(error) => Err(error),
-        None => Ok(next_check(&applied.plan)),
+    let written = write(ks, ctx, plan, observed).await?;
+    let announced = announce(ks, ctx, &written.applied).await?;
+    persist(ks, ctx, keysets, &announced).await?;
+    let (next, refused) = announced.into_parts();
+    let plan = &written.applied.plan;
+    ctx.index
+        .record(ks, Outcome::Standing(Standing::of(plan, &next)));
+    // A failed Secret write first: it is what the status reports.
+    match (written.failure, refused) {
+        (Some(failure), _) => Err(failure.into()),
+        (None, Some(refused)) => Err(refused.into()),
+        (None, None) => Ok(match NextCheck::after(plan) {
+            // The periodic re-check comes from resync::walk, which holds no timer per key set.
+            NextCheck::OnChange => Action::await_change(),
+            NextCheck::After(delay) => Action::requeue(delay),
+        }),
     }
 }
 
@@ -220,33 +216,4 @@ fn plan_for(
         secret: observed.seen.clone(),
         denied_prefixes: &ctx.denied_prefixes,
     })
-}
-
-/// The key set's state for the gauge.
-fn state(applied: &Applied, next: &DataMinerKeySetStatus) -> &'static str {
-    if applied.plan.revoked {
-        "Revoked"
-    } else if next
-        .conditions
-        .iter()
-        .any(|c| c.type_ == READY && c.status == "True")
-    {
-        "Ready"
-    } else {
-        "NotReady"
-    }
-}
-
-/// When to look again without a watch event.
-fn next_check(plan: &Plan) -> Action {
-    if plan
-        .problems
-        .iter()
-        .any(|p| matches!(p, Problem::SecretConflict))
-    {
-        Action::requeue(RETRY_CONFLICT)
-    } else {
-        // The periodic re-check comes from resync::walk, which holds no timer per key set.
-        Action::await_change()
-    }
 }

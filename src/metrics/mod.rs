@@ -12,7 +12,7 @@ use std::{
 use futures::Stream;
 use kube::runtime::reflector::Store;
 
-use crate::api::DataMinerKeySet;
+use crate::{api::DataMinerKeySet, status::Standing};
 pub use key_age::generated;
 
 use prometheus_client::{
@@ -125,19 +125,23 @@ impl Metrics {
 
     /// One key set moved from state `from` to `to` (`None`: not counted, as before its first
     /// reconcile or once it is gone). The caller keeps each key set's state (the controller's
-    /// cache does), so this holds no per-key-set map.
-    pub fn keyset_moved(&self, from: Option<&'static str>, to: Option<&'static str>) {
+    /// index does), so this holds no per-key-set map.
+    pub fn keyset_moved(&self, from: Option<Standing>, to: Option<Standing>) {
         if from == to {
             return;
         }
         if let Some(p) = from {
             self.keysets
-                .get_or_create(&StateLabels { state: p.into() })
+                .get_or_create(&StateLabels {
+                    state: p.name().into(),
+                })
                 .dec();
         }
         if let Some(s) = to {
             self.keysets
-                .get_or_create(&StateLabels { state: s.into() })
+                .get_or_create(&StateLabels {
+                    state: s.name().into(),
+                })
                 .inc();
         }
     }
@@ -202,11 +206,12 @@ mod tests {
     #[test]
     fn keyset_gauges_follow_state_changes() {
         let m = Metrics::default();
-        m.keyset_moved(None, Some("Ready"));
-        m.keyset_moved(None, Some("Ready"));
-        m.keyset_moved(Some("Ready"), Some("Revoked"));
-        m.keyset_moved(Some("Ready"), None);
-        m.keyset_moved(Some("Revoked"), Some("Revoked"));
+        use Standing::{Ready, Revoked};
+        m.keyset_moved(None, Some(Ready));
+        m.keyset_moved(None, Some(Ready));
+        m.keyset_moved(Some(Ready), Some(Revoked));
+        m.keyset_moved(Some(Ready), None);
+        m.keyset_moved(Some(Revoked), Some(Revoked));
         let text = m.render();
         assert!(
             text.contains("dataminer_keys_keysets{state=\"Ready\"} 0"),

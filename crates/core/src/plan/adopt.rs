@@ -76,8 +76,9 @@ pub(super) fn adopt(input: &PlanInput, request: i64, plan: &mut Plan) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{DataMinerKeySetSpec, DataMinerKeySetStatus, SlotSeen, plan};
+    use super::super::{SlotSeen, plan};
     use super::*;
+    use crate::api::{DataMinerKeySetSpec, DataMinerKeySetStatus};
     use crate::fixtures::{LABEL, spec, status, with_adopt, with_request};
 
     /// A Secret whose values nobody can prove (the proof key is gone), at these annotated

@@ -15,83 +15,30 @@
 //! finds instead of redoing it; a Secret set back to an older state is drift, never a reason to
 //! generate again.
 //!
-//! Files: this one holds the types and [`plan`]; `trust` decides whose a Secret is and which
-//! values count; `validate` checks the spec again; `adopt` plans a confirmed adoption;
-//! `settle` says what a plan whose Secret write failed may still report.
+//! Files: this one holds the plan's output and [`plan`]; `input` what it looks at; `change` and
+//! `problem` what it reports; `trust` decides whose a Secret is and which values count;
+//! `validate` checks the spec again; `adopt` plans a confirmed adoption; `settle` says what a
+//! plan whose Secret write failed may still report.
 
 mod adopt;
+mod change;
+mod input;
+mod problem;
 mod settle;
 mod trust;
 mod validate;
 
 pub use crate::api::Slot;
 pub use adopt::AdoptionRefusal;
+pub use change::Change;
+pub use input::{PlanInput, SecretSeen, SlotSeen};
+pub use problem::{Held, Problem};
 pub use settle::{Reached, settle_failed};
 pub use trust::is_operators;
 pub use validate::validate;
 
-use crate::api::{DataMinerKeySetSpec, DataMinerKeySetStatus, MAX_REVISION};
+use crate::api::MAX_REVISION;
 use trust::{Ownership, Trust, ownership, trust};
-
-/// What one slot of the Secret holds.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SlotSeen {
-    /// Revision annotation on the Secret, if present and a number (a hint).
-    pub revision: Option<i64>,
-    /// Fingerprint of the stored value; `None` when the data key is missing.
-    pub fingerprint: Option<String>,
-    /// The revision at which the operator's proof of this value verifies; `None` when the value
-    /// is missing or nobody can show the operator wrote it.
-    pub proven: Option<i64>,
-}
-
-/// What the Secret named by the key set looks like.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum SecretSeen {
-    Absent,
-    Present {
-        uid: String,
-        slots: [SlotSeen; 2],
-        /// Labels, annotations (revision and proof annotations aside), type and controller
-        /// owner reference already as desired, and proofs of the current scheme for the
-        /// recorded lineage.
-        layout_in_sync: bool,
-        /// The lineage the Secret's proofs were verified for (`None` when no current proof
-        /// verified: 0.1.0's proofs, or none).
-        lineage: Option<String>,
-        /// A controller owner reference names this key set (a hint: it tells a Secret written
-        /// by this key set before a crash from one restored from a backup).
-        controlled: bool,
-        /// Its lineage was revoked, or deleted through a finalizer: never adopted.
-        tombstoned: bool,
-    },
-}
-
-impl SecretSeen {
-    /// True when a value in it is proven to be a key the operator wrote for this key set's
-    /// name (at any revision, of any lineage): a copy revocation and deletion must destroy.
-    pub fn holds_a_key(&self) -> bool {
-        match self {
-            SecretSeen::Absent => false,
-            SecretSeen::Present { slots, .. } => slots.iter().any(|s| s.proven.is_some()),
-        }
-    }
-}
-
-/// Everything the plan looks at.
-#[derive(Clone, Debug)]
-pub struct PlanInput<'a> {
-    /// `metadata.name` of the key set.
-    pub name: &'a str,
-    pub spec: &'a DataMinerKeySetSpec,
-    pub status: &'a DataMinerKeySetStatus,
-    /// The Secret name the spec asks for (`spec.secret.name` or `<name>-keys`).
-    pub secret_name: &'a str,
-    pub secret: SecretSeen,
-    /// Label and annotation key prefixes refused in `spec.secret` besides the built-in ones
-    /// (the chart's `secretMetadata.deniedPrefixes`).
-    pub denied_prefixes: &'a [String],
-}
 
 /// How a slot's value is decided.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -124,136 +71,6 @@ pub enum SecretWrite {
     Delete,
 }
 
-/// An audited action: becomes an Event, a history entry and a log line.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Change {
-    /// First keys of the set.
-    KeysCreated,
-    /// A requested regeneration of one slot, to `revision`. `found` is the fingerprint of a key
-    /// this plan found already written (a crash before its status write); `None` when this plan
-    /// generates it.
-    Regenerated {
-        slot: Slot,
-        revision: i64,
-        found: Option<String>,
-    },
-    /// The operator's Secret was gone; both keys were generated anew.
-    SecretRecreated,
-    /// Both keys destroyed for good.
-    Revoked,
-    /// Keys the operator proved it wrote for this key set's name and lineage, found in a Secret
-    /// it has no record of (a restore from backup, a hand re-create): taken as they are.
-    KeysAdopted,
-    /// The values in the Secret taken as the keys on a confirmed `spec.adopt` request, without
-    /// proof (a lost proof key).
-    Adopt { request: i64 },
-}
-
-impl Change {
-    /// Name in history and log lines.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Change::KeysCreated => "KeysCreated",
-            Change::Regenerated {
-                slot: Slot::Primary,
-                ..
-            } => "RegeneratePrimary",
-            Change::Regenerated {
-                slot: Slot::Secondary,
-                ..
-            } => "RegenerateSecondary",
-            Change::SecretRecreated => "SecretRecreated",
-            Change::Revoked => "Revoke",
-            Change::KeysAdopted => "KeysAdopted",
-            Change::Adopt { .. } => "Adopt",
-        }
-    }
-
-    /// Reason of its Event.
-    pub fn event_reason(&self) -> &'static str {
-        match self {
-            Change::KeysCreated => "KeysCreated",
-            Change::Regenerated {
-                slot: Slot::Primary,
-                ..
-            } => "PrimaryKeyRegenerated",
-            Change::Regenerated {
-                slot: Slot::Secondary,
-                ..
-            } => "SecondaryKeyRegenerated",
-            Change::SecretRecreated => "SecretMissing",
-            Change::Revoked => "KeysRevoked",
-            Change::KeysAdopted => "KeysAdopted",
-            Change::Adopt { .. } => "KeysAdoptedOnRequest",
-        }
-    }
-}
-
-/// Something the operator refuses or reports instead of acting.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Problem {
-    /// The spec breaks a rule the CRD should have enforced (message says which).
-    InvalidSpec(String),
-    /// A pending request's `confirmLabel` differs from `spec.label`.
-    ConfirmationMismatch(Vec<&'static str>),
-    /// A Secret of that name exists and is not the operator's: left untouched.
-    SecretConflict,
-    /// A slot's value is not the key the operator recorded (changed, removed, or set back).
-    SecretDrift(Vec<Slot>),
-    /// Warning that accompanies [`Change::SecretRecreated`].
-    SecretMissing,
-    /// The API server refused a write, or did not answer in time (set by the apply layer; the
-    /// text carries the server's reason).
-    WriteFailed(String),
-    /// New keys are needed (the Secret is gone) but these slots are at [`MAX_REVISION`]: a key
-    /// is never written at a revision it already had, so nothing is written.
-    RevisionLimit(Vec<Slot>),
-    /// A confirmed `spec.adopt` cannot be carried out.
-    AdoptionRefused(AdoptionRefusal),
-}
-
-/// A key the Secret holds and the operator vouches for: its revision and fingerprint.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Held {
-    pub revision: i64,
-    pub fingerprint: String,
-}
-
-impl Problem {
-    /// Reason of its Event and of the `Ready` condition.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            Problem::InvalidSpec(_) => "InvalidSpec",
-            Problem::ConfirmationMismatch(_) => "ConfirmationMismatch",
-            Problem::SecretConflict => "SecretConflict",
-            Problem::SecretDrift(_) => "SecretDrift",
-            Problem::SecretMissing => "SecretMissing",
-            Problem::WriteFailed(_) => "SecretWriteFailed",
-            Problem::RevisionLimit(_) => "RevisionLimit",
-            Problem::AdoptionRefused(_) => "AdoptionRefused",
-        }
-    }
-
-    /// False for a warning the same plan repairs (a missing Secret is recreated).
-    pub fn blocks_readiness(&self) -> bool {
-        !matches!(self, Problem::SecretMissing)
-    }
-
-    /// Which problem the `Ready` condition shows when there are several: the one the user must
-    /// fix first (a spec that cannot work, then a Secret that is not ours, then a refused write,
-    /// then a request to correct, then drift).
-    pub fn severity(&self) -> u8 {
-        match self {
-            Problem::InvalidSpec(_) => 5,
-            Problem::SecretConflict | Problem::RevisionLimit(_) | Problem::AdoptionRefused(_) => 4,
-            Problem::WriteFailed(_) => 3,
-            Problem::ConfirmationMismatch(_) => 2,
-            Problem::SecretDrift(_) => 1,
-            Problem::SecretMissing => 0,
-        }
-    }
-}
-
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Plan {
     pub write: SecretWrite,
@@ -274,6 +91,12 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The write rewrites or deletes the Secret, which needs its current values and version: a
+    /// plan made from the index alone must be made again from a read first.
+    pub fn needs_secret_read(&self) -> bool {
+        matches!(self.write, SecretWrite::Update { .. } | SecretWrite::Delete)
+    }
+
     fn idle() -> Plan {
         Plan {
             write: SecretWrite::None,

@@ -3,6 +3,7 @@
 use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
 
 use super::*;
+use crate::api::{DataMinerKeySetSpec, DataMinerKeySetStatus};
 use crate::{
     api::{Permission, Scope, SystemScope},
     fixtures::{LABEL, spec, status, with_request, with_revoke},

@@ -12,6 +12,7 @@ mod audit;
 mod messages;
 mod notices;
 mod requester;
+mod standing;
 
 use k8s_openapi::{
     apimachinery::pkg::apis::meta::v1::{Condition, Time},
@@ -21,6 +22,7 @@ use k8s_openapi::{
 pub use audit::{PENDING_LIMIT, Queued, queue, settle};
 pub use notices::{Notice, notices};
 pub use requester::{Requester, cut, requester};
+pub use standing::{NextCheck, RECHECK_CONFLICT, Standing, restate_history};
 
 use crate::{
     api::{

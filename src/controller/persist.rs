@@ -1,5 +1,5 @@
-//! The last step: the status computed from what was applied, written only if it differs, and
-//! only onto the version of the key set the plan was made from.
+//! The persist step: the status the announce step handed over, written only if it differs,
+//! and only onto the version of the key set the plan was made from.
 
 use kube::{
     Api, Resource, ResourceExt,
@@ -9,36 +9,35 @@ use serde_json::json;
 
 use super::{
     Context,
-    cache::Kept,
+    announce::Announced,
     calls::{call, ensure_leading},
+    index::{Kept, Outcome},
 };
 use crate::{
-    api::{DataMinerKeySet, DataMinerKeySetStatus},
-    error::{Error, Result},
+    api::DataMinerKeySet,
+    error::{Operation, PersistError},
     secret::FIELD_MANAGER,
-    status::{self, HISTORY_LIMIT},
+    status,
 };
 
-pub(super) async fn write_status(
+pub(super) async fn persist(
     ks: &DataMinerKeySet,
     ctx: &Context,
     keysets: &Api<DataMinerKeySet>,
-    next: &DataMinerKeySetStatus,
-) -> Result<()> {
+    announced: &Announced,
+) -> Result<(), PersistError> {
+    let next = announced.next();
     // Conditions another writer added are theirs: they neither cause a write nor are written.
     if status::unchanged(ks.status.as_ref(), next) {
         return Ok(());
     }
-    // A key set from the watch came without its history (cache.rs): the apply restates the
-    // history of the version planned on, after the new entries. Another version since: plan
-    // again (the conditional write would be refused anyway).
+    // A key set from the watch came without its history (index/taken.rs): the write restates
+    // the history of the version planned on, after the new entries. Another version since:
+    // plan again (the conditional write would be refused anyway).
     let mut next = next.clone();
-    match ctx.cache.history(ks) {
-        Kept::This(kept) => {
-            next.history.extend(kept);
-            next.history.truncate(HISTORY_LIMIT);
-        }
-        Kept::ForAnotherVersion => return Err(Error::Changed),
+    match ctx.index.history(ks) {
+        Kept::This(kept) => status::restate_history(&mut next, kept),
+        Kept::ForAnotherVersion => return Err(PersistError::Changed),
         // Its own history is already in `next` (status::next_status).
         Kept::Nothing => {}
     }
@@ -57,10 +56,8 @@ pub(super) async fn write_status(
         &Patch::Apply(&body),
     ))
     .await
-    .map_err(|e| match e.code() {
-        Some(409) => Error::Changed,
-        _ => e.into_error("writing status", |source| Error::WriteStatus { source }),
-    })?;
-    ctx.cache.status_written(ks, written.resource_version());
+    .map_err(|e| e.into_persist(Operation::WriteStatus))?;
+    ctx.index
+        .record(ks, Outcome::StatusWritten(written.resource_version()));
     Ok(())
 }

@@ -1,7 +1,7 @@
-//! The operator's Secrets as the cache needs them: name, uid and resourceVersion, nothing else.
+//! The operator's Secrets as the index needs them: name, uid and resourceVersion, nothing else.
 //!
 //! A reflector store would keep every Secret's whole metadata (labels, annotations, owner
-//! references, each in its own allocations: about 2.5 KiB per Secret); the cache only compares
+//! references, each in its own allocations: about 2.5 KiB per Secret); the index only compares
 //! a version, so this index keeps a name and two compact tokens (token.rs) per Secret. It
 //! follows the watch like a store: a re-list replaces the contents at once, so a Secret deleted
 //! while the watch was down leaves it.
@@ -41,7 +41,7 @@ struct State {
 
 /// The Secrets of one watch.
 #[derive(Default)]
-pub struct SecretIndex(RwLock<State>);
+pub struct SecretVersions(RwLock<State>);
 
 fn key(namespace: &str, name: &str) -> String {
     format!("{namespace}/{name}")
@@ -57,7 +57,7 @@ fn entry(meta: &Meta) -> Option<(Box<str>, Version)> {
     ))
 }
 
-impl SecretIndex {
+impl SecretVersions {
     /// Follows one watch event.
     pub fn apply(&self, event: &watcher::Event<Meta>) {
         let mut state = self.0.write().expect("secret index lock");
@@ -115,7 +115,7 @@ mod tests {
 
     #[test]
     fn follows_the_watch_and_a_relist_drops_what_went_away() {
-        let index = SecretIndex::default();
+        let index = SecretVersions::default();
         assert!(!index.is_synced());
         index.apply(&watcher::Event::Init);
         index.apply(&watcher::Event::InitApply(meta("a", "1")));

@@ -1,7 +1,7 @@
 //! Compact strings for the per-key-set and per-Secret records: uids, resourceVersions and
 //! fingerprints.
 //!
-//! The caches keep a few of these per object and only ever compare them for equality, so they
+//! The index keeps a few of these per object and only ever compare them for equality, so they
 //! are stored without a heap allocation where they can be: a lowercase UUID as its 16 bytes, up
 //! to 22 bytes inline (every resourceVersion etcd hands out, every fingerprint), and only
 //! anything longer as text on the heap. Each string has exactly one form, so equality of tokens

@@ -1,7 +1,8 @@
-//! The apply step: carries out the plan's Secret write and says what was applied. A write the
-//! API server refuses or leaves unanswered is not an error that hides the plan: it becomes a
-//! `WriteFailed` problem in the outcome (reported and recorded like any other), and the error is
-//! returned after that, for the retry with backoff.
+//! The write step: carries out the plan's Secret write and says what the Secret holds after
+//! it. A write the API server refuses or leaves unanswered does not hide the plan: the core
+//! settles the plan with the failure (`plan::settle_failed`), which is reported and recorded
+//! like any other outcome, and the failure travels in [`Written`] to end the reconcile after
+//! that, for the retry with backoff. A conflict or a lapsed leadership ends it at once.
 
 use k8s_openapi::{api::core::v1::Secret, jiff::Timestamp};
 use kube::{
@@ -11,12 +12,13 @@ use kube::{
 
 use super::{
     Context,
-    calls::{CallError, REQUEST_TIMEOUT, call, crash_point, ensure_leading},
+    calls::{CallError, call, crash_point, ensure_leading},
+    index::Outcome,
     observe::Observed,
 };
 use crate::{
     api::DataMinerKeySet,
-    error::{Error, Result},
+    error::{Operation, WriteError},
     keys::{self, KeyValue},
     plan::{self, Held, Plan, Reached, SecretSeen, SecretWrite, Slot, SlotPlan},
     proof,
@@ -24,38 +26,42 @@ use crate::{
     status::Applied,
 };
 
-/// Applies `plan` to what was observed. Returns the outcome and, when a write failed, the
-/// error to end the reconcile with once the outcome is reported. A conflict (the Secret or key
-/// set changed since it was read) is an error at once: nothing is reported, the retry is soon.
-pub(super) async fn apply(
+/// The outcome of the write step: the plan as carried out and what the Secret holds, and the
+/// failure it reports, if the write failed.
+pub(super) struct Written {
+    pub applied: Applied,
+    pub failure: Option<WriteError>,
+}
+
+pub(super) async fn write(
     ks: &DataMinerKeySet,
     ctx: &Context,
     mut plan: Plan,
     observed: Observed,
-) -> Result<(Applied, Option<Error>)> {
+) -> Result<Written, WriteError> {
     if plan.write != SecretWrite::None {
         ensure_leading(ctx)?;
     }
-
-    let (written, failure) = match write(ks, ctx, &plan, observed).await {
-        Ok(written) => {
-            remember(ks, ctx, &plan, &written);
-            (written, None)
+    let (held, failure) = match carry_out(ks, ctx, &plan, observed).await {
+        Ok(held) => {
+            remember(ks, ctx, &plan, &held);
+            (held, None)
         }
-        Err(WriteError::Conflict) => {
-            // Changed since it was read, or a create refused because the name is taken.
-            ctx.cache.must_read(ks);
-            return Err(Error::Changed);
+        Err(Failure { error, .. })
+            if matches!(error, WriteError::Conflict | WriteError::NotLeader(_)) =>
+        {
+            ctx.index.record(ks, Outcome::SecretUnknown);
+            return Err(error);
         }
-        Err(WriteError::Failed(failure)) => {
-            ctx.cache.must_read(ks);
-            let Failure {
-                partial,
-                message,
-                error,
-                operation,
-            } = *failure;
-            ctx.metrics.write_failed(operation);
+        Err(Failure {
+            partial,
+            message,
+            error,
+        }) => {
+            ctx.index.record(ks, Outcome::SecretUnknown);
+            if let Some(label) = error.operation().and_then(|op| op.write_label()) {
+                ctx.metrics.write_failed(label);
+            }
             let reached = match partial {
                 Some(_) => Reached::Part,
                 None => Reached::Nothing,
@@ -63,53 +69,52 @@ pub(super) async fn apply(
             let revoked_before = ks.status.as_ref().is_some_and(|s| s.revoked_at.is_some());
             plan = plan::settle_failed(plan, reached, message, revoked_before);
             // Nothing written: the record stays as it is.
-            let written = partial.unwrap_or(Written {
+            let held = partial.unwrap_or(Holds {
                 held: [None, None],
                 secret_uid: None,
                 secret: None,
                 lineage: None,
             });
-            (written, Some(error))
+            (held, Some(error))
         }
     };
     let applied = Applied {
         plan,
-        held: written.held,
-        secret_uid: written.secret_uid,
-        lineage: written.lineage,
+        held: held.held,
+        secret_uid: held.secret_uid,
+        lineage: held.lineage,
         now: Timestamp::now(),
     };
-    Ok((applied, failure))
+    Ok(Written { applied, failure })
 }
 
 /// Records `lineage` as revoked for good, only while leading.
-pub(super) async fn tombstone(ctx: &Context, lineage: &str) -> Result<()> {
+pub(super) async fn tombstone(ctx: &Context, lineage: &str) -> Result<(), WriteError> {
     ensure_leading(ctx)?;
     ctx.tombstones
         .add(lineage)
         .await
-        .map_err(|e| Error::Tombstones {
-            step: "recording a revoked lineage",
-            message: e.message(),
-        })
+        .map_err(|e| e.into_write(Operation::RecordTombstone, "the revoked lineages", &[]))
 }
 
 /// What this reconcile wrote is what the next one will find: no read needed then.
-fn remember(ks: &DataMinerKeySet, ctx: &Context, plan: &Plan, written: &Written) {
-    match (&plan.write, &written.secret) {
+fn remember(ks: &DataMinerKeySet, ctx: &Context, plan: &Plan, held: &Holds) {
+    match (&plan.write, &held.secret) {
         (SecretWrite::None, _) => {}
-        (SecretWrite::Delete, _) => ctx.cache.verified(ks, None, &SecretSeen::Absent),
+        (SecretWrite::Delete, _) => ctx
+            .index
+            .record(ks, Outcome::Secret(None, &SecretSeen::Absent)),
         (_, Some(answer)) => {
             let status = ks.status.clone().unwrap_or_default();
             let (seen, _) = secret::observe(ks, &status, &ctx.proof_key, Some(answer));
-            ctx.cache.verified(ks, Some(answer), &seen);
+            ctx.index.record(ks, Outcome::Secret(Some(answer), &seen));
         }
-        (_, None) => ctx.cache.must_read(ks),
+        (_, None) => ctx.index.record(ks, Outcome::SecretUnknown),
     }
 }
 
-/// What the Secret holds after the apply step, and its uid.
-struct Written {
+/// What the Secret holds after the write, and its uid.
+struct Holds {
     held: [Option<Held>; 2],
     secret_uid: Option<String>,
     /// The Secret as the API server answered the last write (none for a delete or no write).
@@ -118,70 +123,50 @@ struct Written {
     lineage: Option<String>,
 }
 
-enum WriteError {
-    /// The Secret or key set changed since it was read: retry soon, report nothing.
-    Conflict,
-    /// Refused or unanswered. `partial` is what was written before the failing request (a
-    /// create whose follow-up metadata write failed); `message` carries the server's reason.
-    Failed(Box<Failure>),
-}
-
+/// A write that failed. `partial` is what was written before the failing request (a create
+/// whose follow-up metadata write failed); `message` is the reason the plan reports.
 struct Failure {
-    partial: Option<Written>,
+    partial: Option<Holds>,
     message: String,
-    error: Error,
-    operation: &'static str,
+    error: WriteError,
 }
 
-/// The server's reason, without any key value (a message that quoted one would say `[key]`).
-fn failure_message(e: &CallError, values: &[&KeyValue]) -> String {
-    let mut message = e.message();
-    for value in values {
-        message = message.replace(value.expose(), "[key]");
+impl From<WriteError> for Failure {
+    fn from(error: WriteError) -> Self {
+        let message = match &error {
+            // The tombstone's reason alone would not say what was refused.
+            WriteError::Refused {
+                operation: Operation::RecordTombstone,
+                ..
+            } => error.to_string(),
+            WriteError::Refused { message, .. } => message.clone(),
+            WriteError::TimedOut { secs, .. } => {
+                format!("the API server did not answer within {secs}s")
+            }
+            other => other.to_string(),
+        };
+        Failure {
+            partial: None,
+            message,
+            error,
+        }
     }
-    message
 }
 
 /// Carries out the plan's Secret write and reports what the Secret holds afterwards.
-async fn write(
+async fn carry_out(
     ks: &DataMinerKeySet,
     ctx: &Context,
     plan: &Plan,
     observed: Observed,
-) -> Result<Written, WriteError> {
+) -> Result<Holds, Failure> {
     let secrets: Api<Secret> =
         Api::namespaced(ctx.client.clone(), &ks.namespace().unwrap_or_default());
     let (existing, values) = (observed.secret.as_ref(), observed.values);
     let secret_name = ks.secret_name();
-    let failed = |e: CallError,
-                  values: &[&KeyValue],
-                  partial: Option<Written>,
-                  operation: &'static str|
-     -> WriteError {
-        if e.code() == Some(409) {
-            return WriteError::Conflict;
-        }
-        let message = failure_message(&e, values);
-        let error = match e {
-            CallError::Api(source) if operation == "delete" => Error::DeleteSecret {
-                secret: secret_name.clone(),
-                source,
-            },
-            CallError::Api(_) => Error::WriteSecret {
-                secret: secret_name.clone(),
-                message: message.clone(),
-            },
-            CallError::TimedOut => Error::Timeout {
-                step: "writing the Secret",
-                secs: REQUEST_TIMEOUT.as_secs(),
-            },
-        };
-        WriteError::Failed(Box::new(Failure {
-            partial,
-            message,
-            error,
-            operation,
-        }))
+    let failed = |e: CallError, values: &[&KeyValue], partial: Option<Holds>, operation| Failure {
+        partial,
+        ..e.into_write(operation, &secret_name, values).into()
     };
     // Revoked keys never come back: their lineage is tombstoned before the Secret goes, so a
     // crash in between leaves nothing adoptable. A refused tombstone is a failed write like any
@@ -189,21 +174,11 @@ async fn write(
     if plan.revoked {
         let status = ks.status.clone().unwrap_or_default();
         for lineage in [&plan.lineage, &status.lineage].into_iter().flatten() {
-            if let Err(error) = tombstone(ctx, lineage).await {
-                if matches!(error, Error::NotLeader) {
-                    return Err(WriteError::Conflict);
-                }
-                return Err(WriteError::Failed(Box::new(Failure {
-                    partial: None,
-                    message: error.to_string(),
-                    error,
-                    operation: "tombstone",
-                })));
-            }
+            tombstone(ctx, lineage).await?;
         }
     }
     match &plan.write {
-        SecretWrite::None => Ok(Written {
+        SecretWrite::None => Ok(Holds {
             held: plan.holds.clone(),
             secret_uid: plan.secret_uid.clone(),
             secret: None,
@@ -220,10 +195,10 @@ async fn write(
             match call(secrets.delete(&secret_name, &dp)).await {
                 Ok(_) => {}
                 Err(e) if e.code() == Some(404) => {}
-                Err(e) => return Err(failed(e, &[], None, "delete")),
+                Err(e) => return Err(failed(e, &[], None, Operation::DeleteSecret)),
             }
             crash_point("secret-write");
-            Ok(Written {
+            Ok(Holds {
                 held: [None, None],
                 secret_uid: None,
                 secret: None,
@@ -235,16 +210,8 @@ async fn write(
             for slot in Slot::BOTH {
                 let i = slot.index();
                 new_values[i] = Some(match slots[i] {
-                    SlotPlan::Generate { .. } => {
-                        keys::generate(ks.spec.key_format).map_err(|source| {
-                            WriteError::Failed(Box::new(Failure {
-                                partial: None,
-                                message: source.to_string(),
-                                error: Error::GenerateKey { source },
-                                operation: "generate",
-                            }))
-                        })?
-                    }
+                    SlotPlan::Generate { .. } => keys::generate(ks.spec.key_format)
+                        .map_err(|source| WriteError::GenerateKey { source })?,
                     // The plan keeps only values it has seen and proven.
                     SlotPlan::Keep { .. } => values[i].clone().expect("plan keeps a seen value"),
                 });
@@ -254,14 +221,9 @@ async fn write(
             };
             let lineage = match &plan.lineage {
                 Some(lineage) => lineage.clone(),
-                None => proof::new_lineage().map_err(|source| {
-                    WriteError::Failed(Box::new(Failure {
-                        partial: None,
-                        message: source.to_string(),
-                        error: Error::GenerateKey { source },
-                        operation: "generate",
-                    }))
-                })?,
+                None => {
+                    proof::new_lineage().map_err(|source| WriteError::GenerateKey { source })?
+                }
             };
             let revisions = [slots[0].revision(), slots[1].revision()];
             let held = Slot::BOTH.map(|slot| {
@@ -289,7 +251,7 @@ async fn write(
                 };
                 let made = call(secrets.create(&pp, &body))
                     .await
-                    .map_err(|e| failed(e, &[p, s], None, "create"))?;
+                    .map_err(|e| failed(e, &[p, s], None, Operation::CreateSecret))?;
                 crash_point("secret-write");
                 secret_uid = made.uid();
                 precondition = secret::has_user_metadata(ks).then(|| {
@@ -298,7 +260,7 @@ async fn write(
                         made.resource_version().unwrap_or_default(),
                     )
                 });
-                created = Some(Written {
+                created = Some(Holds {
                     held: held.clone(),
                     secret_uid: secret_uid.clone(),
                     secret: Some(made.clone()),
@@ -318,11 +280,11 @@ async fn write(
                 let pp = PatchParams::apply(FIELD_MANAGER).force();
                 let patched = call(secrets.patch(&secret_name, &pp, &Patch::Apply(&body)))
                     .await
-                    .map_err(|e| failed(e, &[p, s], created, "update"))?;
+                    .map_err(|e| failed(e, &[p, s], created, Operation::UpdateSecret))?;
                 crash_point("secret-write");
                 answer = Some(patched);
             }
-            Ok(Written {
+            Ok(Holds {
                 held,
                 secret_uid,
                 secret: answer,

@@ -1,4 +1,6 @@
-//! The report step: one audit log line per change, metrics, then the Events, in order.
+//! The announce step: one audit log line per change, metrics, then the Events, in order; and
+//! the status to persist, which only this step can hand over ([`Announced`]), so status is
+//! never written before the Events it records were tried.
 //!
 //! A refused Event does not stop the reconcile (issue 21: it used to, and status then kept
 //! claiming keys the Secret no longer held for as long as Events were refused). Publishing stops
@@ -18,24 +20,70 @@ use super::{
     events,
 };
 use crate::{
-    api::DataMinerKeySet,
-    error::Result,
+    api::{DataMinerKeySet, DataMinerKeySetStatus},
+    error::{AnnounceError, Operation},
     plan::{Change, Slot},
     status::{self, Applied, Queued},
 };
 
-/// What could not be published: the Events from the first refused one on, and why.
-pub(super) struct Unpublished {
-    pub events: Vec<Queued>,
-    /// The API server's answer to the refused Event; `None` when all were published.
-    pub refusal: Option<String>,
+/// The status to persist once the Events were tried, and the refused Event, if one was.
+pub(super) struct Announced {
+    next: DataMinerKeySetStatus,
+    refused: Option<AnnounceError>,
 }
 
-pub(super) async fn report(
+impl Announced {
+    pub fn next(&self) -> &DataMinerKeySetStatus {
+        &self.next
+    }
+
+    /// The status to persist, and the refusal to end the reconcile with after that.
+    pub fn into_parts(self) -> (DataMinerKeySetStatus, Option<AnnounceError>) {
+        (self.next, self.refused)
+    }
+}
+
+pub(super) async fn announce(
     ks: &DataMinerKeySet,
     ctx: &Context,
     applied: &Applied,
-) -> Result<Unpublished> {
+) -> Result<Announced, AnnounceError> {
+    let mut next = status::next_status(ks, applied);
+    // A lapsed leader writes nothing more; the next leader finds (and records) what was written.
+    ensure_leading(ctx)?;
+    let unpublished = publish(ks, ctx, applied).await?;
+    // A refused Event does not stop the status write: status must never claim a key the
+    // Secret no longer holds. It waits in status and is retried with backoff.
+    let refused = unpublished
+        .refusal
+        .as_ref()
+        .zip(unpublished.events.first())
+        .map(|(message, first)| AnnounceError::Refused {
+            reason: first.event.reason.clone(),
+            message: message.clone(),
+        });
+    status::settle(
+        ks,
+        &mut next,
+        unpublished.events,
+        unpublished.refusal.as_deref(),
+        applied.now,
+    );
+    Ok(Announced { next, refused })
+}
+
+/// What could not be published: the Events from the first refused one on, and why.
+struct Unpublished {
+    events: Vec<Queued>,
+    /// The API server's answer to the refused Event; `None` when all were published.
+    refusal: Option<String>,
+}
+
+async fn publish(
+    ks: &DataMinerKeySet,
+    ctx: &Context,
+    applied: &Applied,
+) -> Result<Unpublished, AnnounceError> {
     for change in &applied.plan.changes {
         log_change(ks, change, applied);
         ctx.metrics.action(change.name());
@@ -56,7 +104,9 @@ pub(super) async fn report(
             Ok(Err(e)) => e.to_string(),
             Err(_) => format!("no answer within {}s", REQUEST_TIMEOUT.as_secs()),
         };
-        ctx.metrics.write_failed("event");
+        if let Some(label) = Operation::PublishEvent.write_label() {
+            ctx.metrics.write_failed(label);
+        }
         tracing::warn!(
             reason = queued.event.reason,
             refusal,
