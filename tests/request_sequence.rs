@@ -2,9 +2,10 @@
 //! `kit::scripted`): fast, and exact where the real-API suites and the bench only count. Each
 //! test lists the requests in order; anything else, or anything left out, fails it.
 //!
-//! The controller here runs without its watches, so nothing tells it the Secret is unchanged
-//! and each reconcile reads the Secret once (with the watches, the bench's request budget shows
-//! 0 reads per new set and none at rest, on the real API server).
+//! The controller runs here without its watches: most tests leave it so, and each reconcile
+//! then reads the Secret once. `the_request_budget_with_the_watches` feeds it the Secret watch's
+//! events (a test hook) and holds the budget the bench checks on the real API server: 3 writes
+//! and no read for a new set, nothing at rest, 1 read per rotation.
 
 mod common;
 
@@ -19,12 +20,15 @@ use dataminer_keys_operator::{
     proof::ProofKey,
 };
 use http::Method;
+use k8s_openapi::api::core::v1::Secret;
+use kube::{core::PartialObjectMeta, runtime::watcher};
 use serde_json::{Value, json};
 
 const STATUS: &str =
     "/apis/keys.dataminer.services/v1alpha1/namespaces/ns/dataminerkeysets/ks/status";
 const SECRETS: &str = "/api/v1/namespaces/ns/secrets";
 const SECRET: &str = "/api/v1/namespaces/ns/secrets/ks-keys";
+const REVOKED: &str = "/api/v1/namespaces/ns/secrets/dataminer-keys-operator-revoked";
 const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/ns/events";
 const LABEL: &str = "CI";
 
@@ -255,4 +259,158 @@ async fn a_refused_event_still_writes_status() {
         .find(|c| c["type"] == "AuditPending")
         .expect("AuditPending");
     assert_eq!(pending["status"], "True");
+}
+
+/// The Secret watch's event for `secret` as stored.
+fn watched(secret: &Value) -> watcher::Event<PartialObjectMeta<Secret>> {
+    let meta: PartialObjectMeta<Secret> = PartialObjectMeta {
+        metadata: serde_json::from_value(secret["metadata"].clone()).unwrap(),
+        ..Default::default()
+    };
+    watcher::Event::Apply(meta)
+}
+
+// With the watches (their events fed by hand): the budget. A new set: POST Secret, POST Event,
+// apply status, no GET. At rest, the Secret's watch event of our own write included: not a
+// single request. A rotation: one GET (the value to keep), then the three writes.
+#[tokio::test]
+async fn the_request_budget_with_the_watches() {
+    let api = ScriptedApi::new();
+    let ctx = context(&api);
+    // The Secret watch has listed: no Secret of ours in the namespace.
+    ctx.follow_secret_watch(&watcher::Event::Init);
+    ctx.follow_secret_watch(&watcher::Event::InitDone);
+    let new = keyset(&Value::Null, 1);
+    api.expect(Method::POST, SECRETS, |b| (201, stored(b, "1")))
+        .expect(Method::POST, EVENTS, |b| (201, b.clone()))
+        .expect(Method::PATCH, STATUS, status_echo(new.clone()));
+    reconcile(&new, &ctx).await.unwrap();
+    api.assert_done();
+    assert_eq!(
+        api.sequence(),
+        [
+            format!("POST {SECRETS}"),
+            format!("POST {EVENTS}"),
+            format!("PATCH {STATUS}")
+        ]
+    );
+    let created = stored(&last_body(&api, Method::POST, SECRETS), "1");
+    let recorded = last_body(&api, Method::PATCH, STATUS)["status"].clone();
+
+    ctx.follow_secret_watch(&watched(&created));
+    let before = api.seen().len();
+    for _ in 0..3 {
+        reconcile(&keyset(&recorded, 1), &ctx).await.unwrap();
+    }
+    api.assert_done();
+    assert_eq!(api.seen().len(), before, "nothing at rest");
+
+    let rotating = keyset(&recorded, 2);
+    api.expect(Method::GET, SECRET, move |_| (200, created.clone()))
+        .expect(Method::PATCH, SECRET, |b| (200, stored(b, "2")))
+        .expect(Method::POST, EVENTS, |b| (201, b.clone()))
+        .expect(Method::PATCH, STATUS, status_echo(rotating.clone()));
+    reconcile(&rotating, &ctx).await.unwrap();
+    api.assert_done();
+    let rotated = last_body(&api, Method::PATCH, STATUS)["status"].clone();
+    assert_eq!(rotated["primary"]["revision"], 2);
+}
+
+// A key set being deleted: its Secret read (for its lineage and uid), a dry-run Event asking
+// whether the namespace is going, the lineage tombstoned (read, then created), the Secret
+// deleted on its uid only, then the finalizer removed on the version read.
+#[tokio::test]
+async fn a_deleted_set_tombstones_its_lineage_then_deletes_its_secret_then_lets_go() {
+    let api = ScriptedApi::new();
+    let ctx = context(&api);
+    let new = keyset(&Value::Null, 1);
+    api.expect(Method::GET, SECRET, |_| not_found())
+        .expect(Method::POST, SECRETS, |b| (201, stored(b, "1")))
+        .expect(Method::POST, EVENTS, |b| (201, b.clone()))
+        .expect(Method::PATCH, STATUS, status_echo(new.clone()));
+    reconcile(&new, &ctx).await.unwrap();
+    let created = stored(&last_body(&api, Method::POST, SECRETS), "1");
+    let recorded = last_body(&api, Method::PATCH, STATUS)["status"].clone();
+    let lineage = recorded["lineage"].as_str().expect("a lineage").to_string();
+
+    let mut deleting = keyset(&recorded, 1);
+    deleting["metadata"]["deletionTimestamp"] = json!("2026-12-02T10:00:00Z");
+    deleting["metadata"]["finalizers"] = json!(["example.com/other", FINALIZER]);
+    const KEYSET: &str = "/apis/keys.dataminer.services/v1alpha1/namespaces/ns/dataminerkeysets/ks";
+    let secret = created.clone();
+    let answered = deleting.clone();
+    api.expect(Method::GET, SECRET, move |_| (200, secret.clone()))
+        .expect(Method::POST, EVENTS, |b| (201, b.clone()))
+        .expect(Method::GET, REVOKED, |_| not_found())
+        .expect(Method::GET, REVOKED, |_| not_found())
+        .expect(Method::POST, SECRETS, |b| (201, stored(b, "7")))
+        .expect(Method::DELETE, SECRET, |_| (200, status(200, "", "")))
+        .expect(Method::PATCH, KEYSET, move |_| (200, answered.clone()));
+    reconcile(&deleting, &ctx).await.unwrap();
+    api.assert_done();
+
+    let tombstones = last_body(&api, Method::POST, SECRETS);
+    assert_eq!(
+        tombstones["metadata"]["name"],
+        "dataminer-keys-operator-revoked"
+    );
+    let written = base64_decode(tombstones["data"]["lineages"].as_str().unwrap());
+    assert_eq!(written, format!("{lineage}\n"));
+    let delete = last_body(&api, Method::DELETE, SECRET);
+    assert_eq!(delete["preconditions"]["uid"], "secret-uid");
+    let patch = last_body(&api, Method::PATCH, KEYSET);
+    assert_eq!(
+        patch["metadata"],
+        json!({ "finalizers": ["example.com/other"], "resourceVersion": "10" })
+    );
+}
+
+fn base64_decode(text: &str) -> String {
+    use base64::Engine;
+    String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+// The status write refused with 409 (the key set changed meanwhile): a quick retry, which reads
+// the Secret, finds the keys it wrote and records them; nothing is generated twice.
+#[tokio::test]
+async fn a_status_conflict_is_retried_and_records_what_was_written() {
+    let api = ScriptedApi::new();
+    let ctx = context(&api);
+    let new = keyset(&Value::Null, 1);
+    api.expect(Method::GET, SECRET, |_| not_found())
+        .expect(Method::POST, SECRETS, |b| (201, stored(b, "1")))
+        .expect(Method::POST, EVENTS, |b| (201, b.clone()))
+        .expect(Method::PATCH, STATUS, |_| {
+            (409, status(409, "Conflict", "the object has been modified"))
+        });
+    let result = reconcile(&new, &ctx).await;
+    api.assert_done();
+    assert!(
+        matches!(result.as_ref().map_err(Error::kind), Err(Kind::Changed)),
+        "{result:?}"
+    );
+    let created = stored(&last_body(&api, Method::POST, SECRETS), "1");
+    let fingerprint_event = last_body(&api, Method::POST, EVENTS)["note"].clone();
+
+    // Not yet recorded: its proven lineage is checked against the revoked ones first.
+    let secret = created.clone();
+    api.expect(Method::GET, SECRET, move |_| (200, secret.clone()))
+        .expect(Method::GET, REVOKED, |_| not_found())
+        .expect(Method::POST, EVENTS, |b| (201, b.clone()))
+        .expect(Method::PATCH, STATUS, status_echo(new.clone()));
+    reconcile(&new, &ctx).await.unwrap();
+    api.assert_done();
+    let recorded = last_body(&api, Method::PATCH, STATUS)["status"].clone();
+    assert_eq!(ready(&recorded), ("True".into(), "KeysReady".into()));
+    assert_eq!(recorded["secretUid"], "secret-uid");
+    assert_eq!(
+        last_body(&api, Method::POST, EVENTS)["note"],
+        fingerprint_event,
+        "the same keys, announced again (at least once), not new ones"
+    );
 }

@@ -106,6 +106,15 @@ impl Context {
     }
 }
 
+impl Context {
+    /// Test hook for the request-sequence tests, which reconcile without the controllers'
+    /// watches: the index follows this Secret watch event as if their watch had delivered it.
+    #[doc(hidden)]
+    pub fn follow_secret_watch(&self, event: &watcher::Event<PartialObjectMeta<Secret>>) {
+        self.index.lone_secret_watch().apply(event);
+    }
+}
+
 /// Periodic re-check: catches drift in Secrets the watch does not see (a foreign Secret that
 /// blocks us goes away) without hammering the API.
 pub const DEFAULT_RESYNC: std::time::Duration = std::time::Duration::from_secs(300);

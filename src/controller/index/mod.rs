@@ -113,6 +113,12 @@ impl Index {
         let _ = self.secrets.set(watches);
     }
 
+    /// The one Secret watch of an index whose controllers never ran (the test hook
+    /// `Context::follow_secret_watch`).
+    pub(super) fn lone_secret_watch(&self) -> Arc<SecretVersions> {
+        self.secrets.get_or_init(|| vec![Arc::default()])[0].clone()
+    }
+
     fn records(&self) -> std::sync::MutexGuard<'_, HashMap<Box<str>, Record>> {
         self.records.lock().expect("index lock")
     }
