@@ -1,17 +1,14 @@
 //! `/healthz`, `/readyz` and `/metrics` on one small HTTP listener.
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicBool, Ordering},
-};
+use std::sync::Arc;
 
 use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
 
-use crate::metrics::Metrics;
+use crate::{metrics::Metrics, runtime::Readiness};
 
 #[derive(Clone)]
 pub struct Health {
-    pub ready: Arc<AtomicBool>,
+    pub readiness: Readiness,
     pub metrics: Arc<Metrics>,
 }
 
@@ -20,10 +17,9 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(h): State<Health>) -> impl IntoResponse {
-    if h.ready.load(Ordering::Relaxed) {
-        (StatusCode::OK, "ok")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "watches not synced yet")
+    match h.readiness.check() {
+        Ok(()) => (StatusCode::OK, "ok"),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, why),
     }
 }
 

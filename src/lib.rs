@@ -28,4 +28,5 @@ pub mod error;
 pub mod http;
 pub mod leader;
 pub mod metrics;
+pub mod runtime;
 pub mod startup;

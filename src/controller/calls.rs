@@ -100,17 +100,6 @@ pub(super) fn ensure_leading(ctx: &Context) -> Result<(), NotLeader> {
     }
 }
 
-/// Test hook: `DMK_CRASH_AFTER=secret-write` aborts the process right after a successful
-/// Secret write, before any Event or status write, so tests can reproduce a crash between two
-/// writes on the real API server. Unset in production; it changes nothing else.
-pub(super) fn crash_point(step: &str) {
-    static AFTER: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
-    if AFTER
-        .get_or_init(|| std::env::var("DMK_CRASH_AFTER").ok())
-        .as_deref()
-        == Some(step)
-    {
-        eprintln!("DMK_CRASH_AFTER={step}: aborting");
-        std::process::abort();
-    }
-}
+/// Test hook (`--test-crash-after secret-write`, runtime/hooks.rs): aborts right after a
+/// successful Secret write, before any Event or status write.
+pub(super) use crate::runtime::crash_point;
