@@ -8,27 +8,23 @@
 //! [`shared`] hands every test of one test binary the same control plane. [`kit`] is what the
 //! suites, the benchmark and `make run` share on top of it.
 
+mod access;
+mod binaries;
 mod certs;
 pub mod kit;
 mod policies;
 mod process;
 
+pub use binaries::{binaries, built_by};
 pub use process::spawn as spawn_supervised;
 
-use k8s_openapi::{
-    api::core::v1::Namespace,
-    apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
-};
-use kube::{
-    Client, Config,
-    api::{Api, ObjectMeta, Patch, PatchParams, PostParams},
-    config::{KubeConfigOptions, Kubeconfig},
-};
+use binaries::{free_port, kubeconfig_yaml, spawn_logged, tail};
+
+use kube::config::Kubeconfig;
 use std::{
     fs,
-    net::TcpListener,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::{Child, Command},
     time::{Duration, Instant},
 };
 
@@ -387,104 +383,6 @@ impl ControlPlane {
         })
     }
 
-    /// The admin kubeconfig file, for a local control plane.
-    pub fn kubeconfig_path(&self) -> Option<&Path> {
-        self.kubeconfig_path.as_deref()
-    }
-
-    /// Process ids of the processes this control plane started (empty when attached).
-    pub fn pids(&self) -> Vec<u32> {
-        self.children.iter().map(|l| l.child.id()).collect()
-    }
-
-    /// Where certificates, logs and etcd data live, for a local control plane.
-    pub fn state_dir(&self) -> Option<&Path> {
-        self.dir.as_deref()
-    }
-
-    /// Directory holding the kubectl, kube-apiserver, etcd binaries, for a local control plane.
-    pub fn bin_dir(&self) -> Option<&Path> {
-        self.bin_dir.as_deref()
-    }
-
-    /// The admin client configuration.
-    pub async fn config(&self) -> Result<Config> {
-        Config::from_custom_kubeconfig(self.kubeconfig.clone(), &KubeConfigOptions::default())
-            .await
-            .map_err(|e| Error::Kubeconfig(e.to_string()))
-    }
-
-    /// A new admin client. Clients are bound to the Tokio runtime that creates them, so every
-    /// test asks for its own.
-    pub async fn client(&self) -> Result<Client> {
-        Client::try_from(self.config().await?).map_err(kube_err("build client"))
-    }
-
-    /// A client that impersonates `user` in `groups` (RBAC tests).
-    pub async fn client_as(&self, user: &str, groups: &[&str]) -> Result<Client> {
-        let mut config = self.config().await?;
-        config.auth_info.impersonate = Some(user.to_string());
-        config.auth_info.impersonate_groups = Some(groups.iter().map(|g| g.to_string()).collect());
-        Client::try_from(config).map_err(kube_err("build impersonating client"))
-    }
-
-    /// A client acting as the ServiceAccount `namespace/name`.
-    pub async fn client_as_service_account(&self, namespace: &str, name: &str) -> Result<Client> {
-        let user = format!("system:serviceaccount:{namespace}:{name}");
-        let ns_group = format!("system:serviceaccounts:{namespace}");
-        self.client_as(
-            &user,
-            &["system:serviceaccounts", &ns_group, "system:authenticated"],
-        )
-        .await
-    }
-
-    /// Creates a fresh namespace named `<prefix>-<random>` and returns its name.
-    pub async fn namespace(&self, prefix: &str) -> Result<String> {
-        let api: Api<Namespace> = Api::all(self.client().await?);
-        let ns = Namespace {
-            metadata: ObjectMeta {
-                generate_name: Some(format!("{prefix}-")),
-                ..Default::default()
-            },
-            ..Default::default()
-        };
-        let created = api
-            .create(&PostParams::default(), &ns)
-            .await
-            .map_err(kube_err("create namespace"))?;
-        Ok(created.metadata.name.expect("server sets the name"))
-    }
-
-    /// Server-side applies every CRD in `dir` and waits until each is Established.
-    pub async fn install_crds(&self, dir: &Path) -> Result<()> {
-        let api: Api<CustomResourceDefinition> = Api::all(self.client().await?);
-        let mut entries: Vec<PathBuf> = fs::read_dir(dir)
-            .map_err(io(format!("read {}", dir.display())))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
-            .collect();
-        entries.sort();
-        let pp = PatchParams::apply(FIELD_MANAGER).force();
-        for path in entries {
-            let text = fs::read_to_string(&path).map_err(io(format!("read {}", path.display())))?;
-            let crd: CustomResourceDefinition = serde_yaml::from_str(&text)
-                .map_err(|e| Error::Yaml(format!("{}: {e}", path.display())))?;
-            let name = crd.metadata.name.clone().unwrap_or_default();
-            api.patch(&name, &pp, &Patch::Apply(&crd))
-                .await
-                .map_err(kube_err(format!("apply CRD {name}")))?;
-            wait_established(&api, &name, Duration::from_secs(30)).await?;
-        }
-        Ok(())
-    }
-
-    /// Applies the admission policies the chart at `chart` renders for this cluster (see
-    /// [`Options::chart_dir`]); returns `Kind/name` of each.
-    pub async fn install_admission_policies(&self, chart: &Path) -> Result<Vec<String>> {
-        policies::install(&self.client().await?, chart).await
-    }
-
     /// Stops every process (SIGTERM, then SIGKILL) and removes a temporary state directory.
     pub fn stop(mut self) {
         self.shutdown();
@@ -507,118 +405,6 @@ impl Drop for ControlPlane {
         let _ = self.check_children();
         self.shutdown();
     }
-}
-
-async fn wait_established(
-    api: &Api<CustomResourceDefinition>,
-    name: &str,
-    within: Duration,
-) -> Result<()> {
-    let start = Instant::now();
-    while start.elapsed() < within {
-        if let Ok(crd) = api.get(name).await {
-            let established = crd
-                .status
-                .and_then(|s| s.conditions)
-                .unwrap_or_default()
-                .iter()
-                .any(|c| c.type_ == "Established" && c.status == "True");
-            if established {
-                return Ok(());
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Err(Error::CrdNotEstablished {
-        name: name.to_string(),
-        seconds: within.as_secs(),
-    })
-}
-
-/// Returns the binary directory, building (or finding cached) binaries with `build.sh`.
-pub fn binaries() -> Result<PathBuf> {
-    if let Ok(dir) = std::env::var(BIN_DIR_ENV) {
-        return Ok(PathBuf::from(dir));
-    }
-    built_by("build.sh")
-}
-
-/// Runs one of this directory's cached build scripts (`build.sh`, `build-krew.sh`, ...) and
-/// returns the path it prints last: the cached binary or directory.
-pub fn built_by(script: &str) -> Result<PathBuf> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join(script);
-    let out = Command::new("bash")
-        .arg(&script)
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(io(format!("run {}", script.display())))?;
-    if !out.status.success() {
-        return Err(Error::Build(format!(
-            "{} exited with {}",
-            script.display(),
-            out.status
-        )));
-    }
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let last = stdout
-        .lines()
-        .last()
-        .ok_or_else(|| Error::Build(format!("{} printed no path", script.display())))?;
-    Ok(PathBuf::from(last.trim()))
-}
-
-/// Starts `cmd` supervised, appending its output to `<dir>/<name>.log`.
-fn spawn_logged(name: &'static str, mut cmd: Command, dir: &Path) -> Result<Child> {
-    let log = fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join(format!("{name}.log")))
-        .map_err(io(format!("open {name}.log")))?;
-    let log2 = log.try_clone().map_err(io("clone log handle"))?;
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::from(log))
-        .stderr(Stdio::from(log2));
-    process::spawn(cmd).map_err(io(format!("start {name}")))
-}
-
-fn free_port() -> Result<u16> {
-    let l = TcpListener::bind("127.0.0.1:0").map_err(io("find a free port"))?;
-    Ok(l.local_addr().map_err(io("find a free port"))?.port())
-}
-
-fn tail(path: &Path, lines: usize) -> String {
-    let text = fs::read_to_string(path).unwrap_or_default();
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
-}
-
-fn kubeconfig_yaml(port: u16, dir: &Path) -> String {
-    let d = |f: &str| dir.join(f).display().to_string();
-    format!(
-        "apiVersion: v1
-kind: Config
-clusters:
-- name: dmk-local
-  cluster:
-    server: https://127.0.0.1:{port}
-    certificate-authority: {ca}
-users:
-- name: dmk-admin
-  user:
-    client-certificate: {cert}
-    client-key: {key}
-contexts:
-- name: dmk-local
-  context:
-    cluster: dmk-local
-    user: dmk-admin
-    namespace: default
-current-context: dmk-local
-",
-        ca = d("ca.crt"),
-        cert = d("admin.crt"),
-        key = d("admin.key"),
-    )
 }
 
 /// The control plane shared by every test in one test binary, started on first use.
