@@ -9,12 +9,12 @@
 //!   [`status`]: **where every decision is made** (pure: no API client, no async runtime).
 //! - `dataminer-keys-plugin` (crates/plugin), re-exported as [`plugin`]: `kubectl dmkeys`; its
 //!   only workspace dependency is the API crate.
-//! - This crate, the operator: the process around the core. [`error`], [`metrics`], [`http`],
-//!   [`leader`], [`startup`] (the checks and the proof key's store, with their error type), and
-//!   [`controller`], the thin
-//!   layer that runs one reconcile as named steps (observe -> plan -> apply -> report -> write
-//!   status). Within it, `tests/module_layers.rs` checks what the compiler cannot: no import
-//!   cycle between its modules.
+//! - This crate, the operator: the process around the core. [`runtime`] (the process's phases,
+//!   readiness, test hooks), [`error`] (one error type per step), [`metrics`], [`http`],
+//!   [`leader`], [`startup`] (the checks and the proof key's store), and [`controller`], the thin
+//!   layer that runs one reconcile as named steps (gather from the index -> observe -> plan ->
+//!   write -> announce -> persist). Within it, `tests/module_layers.rs` checks what the compiler
+//!   cannot: no import cycle between its modules.
 
 pub use dataminer_keys_api as api;
 pub use dataminer_keys_api::keys;
