@@ -117,21 +117,49 @@ fn ready(status: &Value) -> (String, String) {
     )
 }
 
+/// A new key set reconciled once, without the watches: GET (none), POST Secret, POST Event,
+/// status apply. Returns the Secret as stored and the status as written.
+async fn create_new_set(api: &ScriptedApi, ctx: &Arc<Context>) -> (Value, Value) {
+    let new = keyset(&Value::Null, 1);
+    api.expect(Method::GET, SECRET, |_| not_found())
+        .expect(Method::POST, SECRETS, |b| (201, stored(b, "1")))
+        .expect(Method::POST, EVENTS, |b| (201, b.clone()))
+        .expect(Method::PATCH, STATUS, status_echo(new.clone()));
+    reconcile(&new, ctx).await.unwrap();
+    api.assert_done();
+    let created = stored(&last_body(api, Method::POST, SECRETS), "1");
+    let recorded = last_body(api, Method::PATCH, STATUS)["status"].clone();
+    (created, recorded)
+}
+
+/// The primary regenerated to revision 2: one GET (the secondary's value to keep), the Secret
+/// applied, one Event, the status apply. Returns the status as written.
+async fn rotate_primary(
+    api: &ScriptedApi,
+    ctx: &Arc<Context>,
+    secret: &Value,
+    recorded: &Value,
+) -> Value {
+    let rotating = keyset(recorded, 2);
+    let secret = secret.clone();
+    api.expect(Method::GET, SECRET, move |_| (200, secret.clone()))
+        .expect(Method::PATCH, SECRET, |b| (200, stored(b, "2")))
+        .expect(Method::POST, EVENTS, |b| (201, b.clone()))
+        .expect(Method::PATCH, STATUS, status_echo(rotating.clone()));
+    reconcile(&rotating, ctx).await.unwrap();
+    api.assert_done();
+    let rotated = last_body(api, Method::PATCH, STATUS)["status"].clone();
+    assert_eq!(rotated["primary"]["revision"], 2);
+    rotated
+}
+
 // A new key set: the Secret created, one Event, one status apply. At rest: no write.
 // A rotation: one read (the values to keep), the Secret applied, one Event, one status apply.
 #[tokio::test]
 async fn a_new_set_a_set_at_rest_and_a_rotation() {
     let api = ScriptedApi::new();
     let ctx = context(&api);
-    let new = keyset(&Value::Null, 1);
-    api.expect(Method::GET, SECRET, |_| not_found())
-        .expect(Method::POST, SECRETS, |b| (201, stored(b, "1")))
-        .expect(Method::POST, EVENTS, |b| (201, b.clone()))
-        .expect(Method::PATCH, STATUS, status_echo(new.clone()));
-    reconcile(&new, &ctx).await.unwrap();
-    api.assert_done();
-    let created = last_body(&api, Method::POST, SECRETS);
-    let recorded = last_body(&api, Method::PATCH, STATUS)["status"].clone();
+    let (created, recorded) = create_new_set(&api, &ctx).await;
     assert_eq!(ready(&recorded), ("True".into(), "KeysReady".into()));
     assert_eq!(
         last_body(&api, Method::POST, EVENTS)["reason"],
@@ -140,22 +168,13 @@ async fn a_new_set_a_set_at_rest_and_a_rotation() {
 
     // At rest (the key set as the status apply left it): the Secret read (without the watch,
     // nothing says it is unchanged) and not a single write.
-    let secret = stored(&created, "1");
+    let secret = created.clone();
     api.expect(Method::GET, SECRET, move |_| (200, secret.clone()));
     reconcile(&keyset(&recorded, 1), &ctx).await.unwrap();
     api.assert_done();
 
     // A rotation of the primary to revision 2.
-    let rotating = keyset(&recorded, 2);
-    let secret = stored(&created, "1");
-    api.expect(Method::GET, SECRET, move |_| (200, secret.clone()))
-        .expect(Method::PATCH, SECRET, |b| (200, stored(b, "2")))
-        .expect(Method::POST, EVENTS, |b| (201, b.clone()))
-        .expect(Method::PATCH, STATUS, status_echo(rotating.clone()));
-    reconcile(&rotating, &ctx).await.unwrap();
-    api.assert_done();
-    let rotated = last_body(&api, Method::PATCH, STATUS)["status"].clone();
-    assert_eq!(rotated["primary"]["revision"], 2);
+    let rotated = rotate_primary(&api, &ctx, &created, &recorded).await;
     assert_eq!(rotated["secondary"], recorded["secondary"], "untouched");
     assert_eq!(
         last_body(&api, Method::POST, EVENTS)["reason"],
@@ -305,15 +324,7 @@ async fn the_request_budget_with_the_watches() {
     api.assert_done();
     assert_eq!(api.seen().len(), before, "nothing at rest");
 
-    let rotating = keyset(&recorded, 2);
-    api.expect(Method::GET, SECRET, move |_| (200, created.clone()))
-        .expect(Method::PATCH, SECRET, |b| (200, stored(b, "2")))
-        .expect(Method::POST, EVENTS, |b| (201, b.clone()))
-        .expect(Method::PATCH, STATUS, status_echo(rotating.clone()));
-    reconcile(&rotating, &ctx).await.unwrap();
-    api.assert_done();
-    let rotated = last_body(&api, Method::PATCH, STATUS)["status"].clone();
-    assert_eq!(rotated["primary"]["revision"], 2);
+    rotate_primary(&api, &ctx, &created, &recorded).await;
 }
 
 // A key set being deleted: its Secret read (for its lineage and uid), a dry-run Event asking
@@ -323,14 +334,7 @@ async fn the_request_budget_with_the_watches() {
 async fn a_deleted_set_tombstones_its_lineage_then_deletes_its_secret_then_lets_go() {
     let api = ScriptedApi::new();
     let ctx = context(&api);
-    let new = keyset(&Value::Null, 1);
-    api.expect(Method::GET, SECRET, |_| not_found())
-        .expect(Method::POST, SECRETS, |b| (201, stored(b, "1")))
-        .expect(Method::POST, EVENTS, |b| (201, b.clone()))
-        .expect(Method::PATCH, STATUS, status_echo(new.clone()));
-    reconcile(&new, &ctx).await.unwrap();
-    let created = stored(&last_body(&api, Method::POST, SECRETS), "1");
-    let recorded = last_body(&api, Method::PATCH, STATUS)["status"].clone();
+    let (created, recorded) = create_new_set(&api, &ctx).await;
     let lineage = recorded["lineage"].as_str().expect("a lineage").to_string();
 
     let mut deleting = keyset(&recorded, 1);
