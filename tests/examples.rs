@@ -122,3 +122,29 @@ async fn the_consumer_examples_are_accepted_by_the_api_server() {
     let keysets_app = manifest("argocd/application-keysets.yaml");
     assert_eq!(keysets_app["kind"], "Application");
 }
+
+/// The key set the chart's README (Artifact Hub's page) shows is one the API server accepts.
+#[tokio::test]
+async fn the_chart_readme_key_set_is_accepted_by_the_api_server() {
+    use dataminer_keys_operator::api::DataMinerKeySet;
+    use kube::api::{Api, PostParams};
+    let readme = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("charts/dataminer-keys-operator/README.md"),
+    )
+    .unwrap();
+    let block = readme
+        .split("```yaml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a yaml block");
+    let keyset: DataMinerKeySet = serde_yaml::from_str(block).unwrap();
+    let cp = common::control_plane().await;
+    let ns = cp.namespace("chart-readme").await.unwrap();
+    let api: Api<DataMinerKeySet> = Api::namespaced(cp.client().await.unwrap(), &ns);
+    let pp = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    let accepted = api.create(&pp, &keyset).await.unwrap();
+    assert_eq!(accepted.secret_name(), "catalog-ci-keys");
+}

@@ -199,7 +199,7 @@ async fn the_chart_lints_renders_and_every_object_is_accepted_by_the_api_server(
             "--set",
             "networkPolicy.apiServerCIDRs={10.0.0.1/32}",
             "--set",
-            "replicaCount=3",
+            "replicaCount=1",
             "--set",
             "leaderElection.enabled=false",
             "--set",
@@ -251,6 +251,12 @@ async fn the_chart_lints_renders_and_every_object_is_accepted_by_the_api_server(
         assert!(
             text.contains("deployment.apps/dmk-dataminer-keys-operator created (server dry run)"),
             "{text}"
+        );
+        // Two replicas by default: a disruption budget keeps a standby through a node drain.
+        assert_eq!(
+            text.contains("poddisruptionbudget.policy/dmk-dataminer-keys-operator created"),
+            values.is_empty(),
+            "a PodDisruptionBudget with more than one replica only: {text}"
         );
         // "created" or "configured", whether or not the install test got there first.
         let finalizer_policy = "mutatingadmissionpolicy.admissionregistration.k8s.io/dmk-dataminer-keys-operator-add-finalizer ";
@@ -307,6 +313,32 @@ async fn the_chart_lints_renders_and_every_object_is_accepted_by_the_api_server(
     );
     // A value the schema refuses.
     assert!(refused(&["--set", "logFormat=xml"]).contains("logFormat"));
+    // Two writers: refused at render, with what to do instead.
+    let two_writers = refused(&[
+        "--set",
+        "replicaCount=2",
+        "--set",
+        "leaderElection.enabled=false",
+    ]);
+    assert!(
+        two_writers.contains("enable leader election, or set replicaCount=1"),
+        "{two_writers}"
+    );
+    // As a subchart: Helm passes `global`, which the schema accepts.
+    run(
+        cp,
+        "helm",
+        &[
+            "template",
+            "dmk",
+            CHART,
+            "--kube-version",
+            "1.36.3",
+            "--set",
+            "global.imageRegistry=registry.example.com",
+        ],
+        None,
+    );
 }
 
 /// Installs the chart for real, once for this test binary (its ClusterRoles have fixed names).

@@ -58,6 +58,19 @@ fn chart_crate_and_changelog_name_the_same_version() {
         serde_yaml::from_str(&read("charts/dataminer-keys-operator/Chart.yaml")).unwrap();
     assert_eq!(chart["version"].as_str(), Some(VERSION));
     assert_eq!(chart["appVersion"].as_str(), Some(VERSION));
+    // Artifact Hub lists the image the chart runs: the same tag.
+    let images: serde_yaml::Value = serde_yaml::from_str(
+        chart["annotations"]["artifacthub.io/images"]
+            .as_str()
+            .expect("artifacthub.io/images"),
+    )
+    .unwrap();
+    let values: serde_yaml::Value =
+        serde_yaml::from_str(&read("charts/dataminer-keys-operator/values.yaml")).unwrap();
+    assert_eq!(
+        images[0]["image"].as_str(),
+        Some(format!("{}:{VERSION}", values["image"]["repository"].as_str().unwrap()).as_str())
+    );
     for key in ["home", "icon", "kubeVersion"] {
         assert!(
             chart[key].as_str().is_some_and(|v| !v.is_empty()),
