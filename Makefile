@@ -58,11 +58,13 @@ run: control-plane
 	  $(TARGET_DIR)/debug/dataminer-keys-operator $(RUN_ARGS)
 
 ## Build (or find cached) kube-apiserver, kube-controller-manager, kubectl, etcd and helm,
-## Prometheus' rule checker (the chart's PrometheusRule is checked with it) and krew (the
-## release's plugin manifest is installed with it).
+## Prometheus' rule checker (the chart's PrometheusRule is checked with it), kstatus and Argo
+## CD's Lua runtime (the GitOps health checks are checked with them) and krew (the release's
+## plugin manifest is installed with it).
 control-plane:
 	@bash tests/control-plane/build.sh >/dev/null
 	@bash tests/control-plane/build-promrules.sh >/dev/null
+	@bash tests/control-plane/build-health.sh >/dev/null
 	@bash tests/control-plane/build-krew.sh >/dev/null
 
 ## The dependency policy in deny.toml: licenses, banned crates, sources (cargo-deny, pinned and

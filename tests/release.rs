@@ -69,7 +69,13 @@ fn chart_crate_and_changelog_name_the_same_version() {
         serde_yaml::from_str(&read("charts/dataminer-keys-operator/values.yaml")).unwrap();
     assert_eq!(
         images[0]["image"].as_str(),
-        Some(format!("{}:{VERSION}", values["image"]["repository"].as_str().unwrap()).as_str())
+        Some(
+            format!(
+                "{}:{VERSION}",
+                values["image"]["repository"].as_str().unwrap()
+            )
+            .as_str()
+        )
     );
     for key in ["home", "icon", "kubeVersion"] {
         assert!(

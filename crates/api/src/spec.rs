@@ -37,6 +37,12 @@ pub const DEFAULT_SECONDARY_KEY_NAME: &str = "secondaryKey";
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Ready\")].status"
     ),
+    // Says what Ready means here: KeysReady, Revoked, KeysPending, or the problem to fix.
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
+    ),
     printcolumn(name = "Primary rev", type_ = "integer", json_path = ".status.primary.revision"),
     printcolumn(
         name = "Secondary rev",

@@ -39,9 +39,13 @@ pub const READY: &str = "Ready";
 pub const REVOKED: &str = "Revoked";
 /// True while audit Events the API server refused wait in `status.pendingEvents`.
 pub const AUDIT_PENDING: &str = "AuditPending";
+/// kstatus's abnormal-true conditions, present only while true: the operator still has work it
+/// will do on its own (`Reconciling`), or waits for a person (`Stalled`).
+pub const RECONCILING: &str = "Reconciling";
+pub const STALLED: &str = "Stalled";
 /// The condition types this operator writes. Any other condition in status belongs to another
 /// writer (an audit tool, a policy engine) and is left alone.
-pub const OWN_CONDITIONS: [&str; 3] = [READY, REVOKED, AUDIT_PENDING];
+pub const OWN_CONDITIONS: [&str; 5] = [READY, REVOKED, RECONCILING, STALLED, AUDIT_PENDING];
 
 /// What the operator last did and saw. Fingerprints are short SHA-256 prefixes, never keys.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]

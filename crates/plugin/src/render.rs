@@ -19,12 +19,14 @@ pub fn age(since: Option<&Timestamp>, now: Timestamp) -> String {
     }
 }
 
-fn ready(ks: &DataMinerKeySet) -> String {
+/// The Ready condition's status and reason (the reason says what Ready means: KeysReady,
+/// Revoked, or the problem to fix), as `kubectl get dmks` shows them.
+fn ready(ks: &DataMinerKeySet) -> (String, String) {
     ks.status
         .as_ref()
         .and_then(|s| s.conditions.iter().find(|c| c.type_ == READY))
-        .map(|c| c.status.clone())
-        .unwrap_or_else(|| "Unknown".into())
+        .map(|c| (c.status.clone(), c.reason.clone()))
+        .unwrap_or_else(|| ("Unknown".into(), "-".into()))
 }
 
 fn revision(k: Option<&KeyStatus>) -> String {
@@ -50,6 +52,7 @@ pub fn table(
         "TARGET",
         "PERMISSIONS",
         "READY",
+        "REASON",
         "PRIMARY",
         "SECONDARY",
         "AGE",
@@ -62,6 +65,7 @@ pub fn table(
         let (scope, target) = ks.spec.scope_and_target();
         let status = ks.status.clone().unwrap_or_default();
         let permissions: Vec<&str> = ks.spec.permissions.iter().map(|p| p.as_str()).collect();
+        let (ready, reason) = ready(ks);
         let mut row = vec![];
         if all_namespaces {
             row.push(ks.namespace().unwrap_or_default());
@@ -76,7 +80,8 @@ pub fn table(
             } else {
                 permissions.join(",")
             },
-            ready(ks),
+            ready,
+            reason,
             revision(status.primary.as_ref()),
             revision(status.secondary.as_ref()),
             age(ks.metadata.creation_timestamp.as_ref().map(|t| &t.0), now),

@@ -11,6 +11,7 @@
 mod audit;
 mod messages;
 mod notices;
+mod progress;
 mod requester;
 mod standing;
 
@@ -27,11 +28,12 @@ pub use standing::{NextCheck, RECHECK_CONFLICT, Standing, restate_history};
 use crate::{
     api::{
         ALSO, AUDIT_PENDING, DataMinerKeySet, DataMinerKeySetStatus, HistoryEntry, KeyStatus,
-        OWN_CONDITIONS, READY, REVOKED,
+        OWN_CONDITIONS, READY, RECONCILING, REVOKED, STALLED,
     },
     plan::{Change, Held, Plan, Problem, Slot},
 };
 use messages::{describe, problem_message, regenerated};
+use progress::Progress;
 
 /// History entries kept in status, newest first.
 pub const HISTORY_LIMIT: usize = 20;
@@ -70,8 +72,9 @@ fn readiness(ks: &DataMinerKeySet, applied: &Applied) -> (bool, &'static str, St
         {
             return (false, failed.reason(), problem_message(ks, failed, applied));
         }
+        // Done as asked: Ready, so that kstatus (Flux's `wait`) counts the set as current.
         return (
-            false,
+            true,
             "Revoked",
             "the key set is revoked; its keys are destroyed".into(),
         );
@@ -202,8 +205,52 @@ pub fn next_status(ks: &DataMinerKeySet, applied: &Applied) -> DataMinerKeySetSt
     history.extend(old.history.iter().cloned());
     history.truncate(HISTORY_LIMIT);
 
+    let mut next = DataMinerKeySetStatus {
+        observed_generation: generation,
+        scope: Some(scope.into()),
+        target: Some(target),
+        // Recorded once, when the keys first exist; never follows a later spec change, which
+        // is how the controller notices a Secret name changed behind the CRD's back.
+        secret_name: old.secret_name.clone().or_else(|| {
+            applied
+                .held
+                .iter()
+                .any(Option::is_some)
+                .then(|| ks.secret_name())
+        }),
+        secret_uid: applied.secret_uid.clone().or(old.secret_uid.clone()),
+        lineage: applied.lineage.clone().or(old.lineage.clone()),
+        created_at: old
+            .created_at
+            .clone()
+            .or_else(|| created.then_some(Time(now))),
+        // Both recorded once, with the action (a later edit of the annotation changes nothing).
+        created_by: old.created_by.clone().or_else(|| {
+            created
+                .then(|| requester(ks, &Change::KeysCreated))
+                .flatten()
+                .map(|r| r.by)
+        }),
+        primary: key_status(Slot::Primary, old.primary.as_ref()),
+        secondary: key_status(Slot::Secondary, old.secondary.as_ref()),
+        revoked_at: old
+            .revoked_at
+            .clone()
+            .or_else(|| revoked_now.then_some(Time(now))),
+        revoked_by: old.revoked_by.clone().or_else(|| {
+            revoked_now
+                .then(|| requester(ks, &Change::Revoked))
+                .flatten()
+                .map(|r| r.by)
+        }),
+        adopted_request: adopted_request.or(old.adopted_request),
+        conditions: Vec::new(),
+        history,
+        pending_events: old.pending_events.clone(),
+    };
     let (ready, reason, message) = readiness(ks, applied);
-    let conditions = vec![
+    let progress = progress::progress(ks, &old, &next, (ready, reason, &message));
+    let mut conditions = vec![
         condition(
             &old.conditions,
             READY,
@@ -245,60 +292,36 @@ pub fn next_status(ks: &DataMinerKeySet, applied: &Applied) -> DataMinerKeySetSt
             )
         },
     ];
-    // Until the controller settles this reconcile's Events (audit.rs), what was pending stays.
-    let conditions = conditions
-        .into_iter()
-        .chain(
-            old.conditions
-                .iter()
-                .filter(|c| c.type_ == AUDIT_PENDING)
-                .cloned(),
-        )
-        .collect();
-
-    DataMinerKeySetStatus {
-        observed_generation: generation,
-        scope: Some(scope.into()),
-        target: Some(target),
-        // Recorded once, when the keys first exist; never follows a later spec change, which
-        // is how the controller notices a Secret name changed behind the CRD's back.
-        secret_name: old.secret_name.clone().or_else(|| {
-            applied
-                .held
-                .iter()
-                .any(Option::is_some)
-                .then(|| ks.secret_name())
-        }),
-        secret_uid: applied.secret_uid.clone().or(old.secret_uid.clone()),
-        lineage: applied.lineage.clone().or(old.lineage.clone()),
-        created_at: old
-            .created_at
-            .clone()
-            .or_else(|| created.then_some(Time(now))),
-        // Both recorded once, with the action (a later edit of the annotation changes nothing).
-        created_by: old.created_by.clone().or_else(|| {
-            created
-                .then(|| requester(ks, &Change::KeysCreated))
-                .flatten()
-                .map(|r| r.by)
-        }),
-        primary: key_status(Slot::Primary, old.primary.as_ref()),
-        secondary: key_status(Slot::Secondary, old.secondary.as_ref()),
-        revoked_at: old
-            .revoked_at
-            .clone()
-            .or_else(|| revoked_now.then_some(Time(now))),
-        revoked_by: old.revoked_by.clone().or_else(|| {
-            revoked_now
-                .then(|| requester(ks, &Change::Revoked))
-                .flatten()
-                .map(|r| r.by)
-        }),
-        adopted_request: adopted_request.or(old.adopted_request),
-        conditions,
-        history,
-        pending_events: old.pending_events.clone(),
+    match progress {
+        Progress::Settled => {}
+        Progress::Reconciling { reason, message } => conditions.push(condition(
+            &old.conditions,
+            RECONCILING,
+            true,
+            reason,
+            message,
+            generation,
+            now,
+        )),
+        Progress::Stalled { reason, message } => conditions.push(condition(
+            &old.conditions,
+            STALLED,
+            true,
+            reason,
+            message,
+            generation,
+            now,
+        )),
     }
+    // Until the controller settles this reconcile's Events (audit.rs), what was pending stays.
+    conditions.extend(
+        old.conditions
+            .iter()
+            .filter(|c| c.type_ == AUDIT_PENDING)
+            .cloned(),
+    );
+    next.conditions = conditions;
+    next
 }
 
 /// True when writing `next` would change nothing the operator owns: conditions of other
