@@ -437,8 +437,8 @@ async fn installed_with_helm_the_operator_roles_and_admission_policy_work() {
     // built-in view and edit roles got them by aggregation (kube-controller-manager fills those
     // in). Bound to the chart's roles alone, both read the audit trail (`describe`'s Events).
     for (user, role) in [
-        ("viewer@example.com", "dataminer-keys-viewer"),
-        ("admin@example.com", "dataminer-keys-admin"),
+        ("viewer@example.com", "dmk-dataminer-keys-operator-viewer"),
+        ("admin@example.com", "dmk-dataminer-keys-operator-admin"),
         ("view@example.com", "view"),
         ("edit@example.com", "edit"),
     ] {
@@ -659,4 +659,93 @@ async fn every_rule_of_the_chart_is_needed() {
         outcomes.iter().all(Result::is_err),
         "a rule that nothing needs:\n{report}"
     );
+}
+
+/// Runs helm against `cp` (a control plane of the test's own).
+fn helm(cp: &ControlPlane, args: &[&str]) -> Output {
+    run(cp, "helm", args, None)
+}
+
+// Tenancy, on a control plane of its own (the suites' shared one carries cluster-wide copies of
+// the policies): two releases, each watching its own namespace, install side by side; a key set
+// in a namespace neither watches gets no finalizer, is deleted at once, and so is its namespace.
+#[tokio::test]
+async fn namespace_scoped_releases_coexist_and_leave_other_namespaces_alone() {
+    let cp = ControlPlane::start(&dmk_control_plane::Options {
+        crd_dir: Some(common::crd_dir()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let client = cp.client().await.unwrap();
+    let mut namespaces = Vec::new();
+    for prefix in ["team-a", "team-b", "keys-a", "keys-b", "elsewhere"] {
+        namespaces.push(cp.namespace(prefix).await.unwrap());
+    }
+    let [team_a, team_b, keys_a, keys_b, elsewhere] = namespaces.try_into().unwrap();
+    for (release, release_ns, team) in [("a", &keys_a, &team_a), ("b", &keys_b, &team_b)] {
+        let watch = format!("watchNamespaces={{{team}}}");
+        helm(
+            &cp,
+            &["install", release, CHART, "-n", release_ns, "--set", &watch],
+        );
+    }
+    // Each release has its own user roles.
+    let roles: Api<k8s_openapi::api::rbac::v1::ClusterRole> = Api::all(client.clone());
+    for role in [
+        "a-dataminer-keys-operator-admin",
+        "b-dataminer-keys-operator-admin",
+        "a-dataminer-keys-operator-viewer",
+    ] {
+        roles
+            .get(role)
+            .await
+            .unwrap_or_else(|e| panic!("{role}: {e}"));
+    }
+
+    // In a watched namespace the release's policy adds the finalizer as the key set is created
+    // (policies take effect asynchronously: retried until it does).
+    let finalizers = |ns: String, name: &'static str| {
+        let keysets: Api<DataMinerKeySet> = Api::namespaced(client.clone(), &ns);
+        async move {
+            let _ = keysets.delete(name, &Default::default()).await;
+            common::gone(&keysets, name, "the probe key set").await;
+            apply(&keysets, &org_keyset(name)).await.unwrap();
+            keysets
+                .get(name)
+                .await
+                .unwrap()
+                .metadata
+                .finalizers
+                .unwrap_or_default()
+        }
+    };
+    common::eventually(30, "the finalizer policy in force in team-a", || {
+        let f = finalizers(team_a.clone(), "watched");
+        async move { (!f.await.is_empty()).then_some(()) }
+    })
+    .await;
+
+    // Elsewhere: no finalizer, the delete is immediate, and so is the namespace's.
+    assert_eq!(
+        finalizers(elsewhere.clone(), "unwatched").await,
+        Vec::<String>::new()
+    );
+    let keysets: Api<DataMinerKeySet> = Api::namespaced(client.clone(), &elsewhere);
+    keysets
+        .delete("unwatched", &Default::default())
+        .await
+        .unwrap();
+    assert!(
+        keysets.get_opt("unwatched").await.unwrap().is_none(),
+        "deleted at once"
+    );
+    apply(&keysets, &org_keyset("left-behind")).await.unwrap();
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    namespaces
+        .delete(&elsewhere, &Default::default())
+        .await
+        .unwrap();
+    common::gone(&namespaces, &elsewhere, "the unwatched namespace").await;
+    cp.stop();
 }

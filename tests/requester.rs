@@ -24,7 +24,7 @@ const USER_C: &str = "user-c@example.com";
 const USER_D: &str = "user-d@example.com";
 const ARGOCD: &str = "system:serviceaccount:argocd:argocd-application-controller";
 
-/// Lets the four users manage key sets in `ns` (what the chart's dataminer-keys-admin grants),
+/// Lets the four users manage key sets in `ns` (what the chart's admin role grants),
 /// and returns a client impersonating each.
 async fn users(e: &Env) -> [Client; 4] {
     let cp = common::control_plane().await;

@@ -66,3 +66,21 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
   resources: ["events"]
   verbs: ["create"]
 {{- end -}}
+
+{{/*
+Where the chart's admission policies act: the watched namespaces, or every namespace when the
+operator watches all. A policy acting where no operator of this release works would add a
+finalizer nobody removes (the key set's delete, and its namespace's, would hang), or judge key
+sets another release manages.
+*/}}
+{{- define "dmk.policyScope" -}}
+{{- with .Values.watchNamespaces -}}
+matchResources:
+  namespaceSelector:
+    matchExpressions:
+      - key: kubernetes.io/metadata.name
+        operator: In
+        values:
+          {{- toYaml . | nindent 10 }}
+{{- end }}
+{{- end -}}

@@ -78,7 +78,7 @@ async fn read_key(session: &Session, name: &str, slot: Slot) -> Result<String> {
             return Err(fail(
                 exit::FORBIDDEN,
                 format!(
-                    "you ({me}) may not read Secret {secret_name} in namespace {}: viewing keys needs get on secrets there (for example the dataminer-keys-admin or admin role)",
+                    "you ({me}) may not read Secret {secret_name} in namespace {}: viewing keys needs get on secrets there (for example the admin role, or the chart's <release>-dataminer-keys-operator-admin)",
                     session.namespace
                 ),
             ));
