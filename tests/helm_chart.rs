@@ -152,8 +152,8 @@ fn the_key_age_alert_is_a_rule_prometheus_loads() {
 
     // The checker is not a rubber stamp: a broken expression or template fails it.
     let broken = default.replace(
-        "max by (namespace, name, slot) (",
-        "max by (namespace, name, slot (",
+        "max by (keyset_namespace, keyset, slot) (",
+        "max by (keyset_namespace, keyset, slot (",
     );
     assert!(!check("broken.yaml", &broken).status.success());
     let broken = default.replace("{{ $labels.slot }}", "{{ $labels.slot ");
@@ -163,6 +163,148 @@ fn the_key_age_alert_is_a_rule_prometheus_loads() {
     assert!(
         refused(&["--set", "metrics.prometheusRule.keyMaxAgeDays=0"]).contains("keyMaxAgeDays")
     );
+}
+
+// The alerts fire in the situations they are written for and stay quiet otherwise, as
+// Prometheus' own rule evaluation computes it (tests/alerts/cases.yaml; the evaluator is
+// tests/control-plane/promrules/alerts_test.go, built from Prometheus' module).
+#[test]
+fn the_alerts_fire_when_they_should_and_only_then() {
+    let rule = rendered_rule(&["-n", "keys-system"]);
+    for alert in [
+        "DataMinerKeyTooOld",
+        "DataMinerKeysOperatorDown",
+        "DataMinerKeysNoLeader",
+        "DataMinerKeysWritesFailing",
+        "DataMinerKeySetsNotReady",
+    ] {
+        assert!(
+            rule.contains(&format!("alert: {alert}")),
+            "{alert} in\n{rule}"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rules.yaml");
+    std::fs::write(&file, &rule).unwrap();
+    let cases = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/alerts/cases.yaml");
+    let evaluate = |cases: &Path| {
+        Command::new(promrules().with_file_name("alerts.test"))
+            .args(["-test.run", "TestAlerts", "-test.v"])
+            .env("PROMRULES_RULES", &file)
+            .env("PROMRULES_CASES", cases)
+            .output()
+            .unwrap()
+    };
+    let out = evaluate(Path::new(cases));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(text.matches("--- PASS: TestAlerts/").count(), 11, "{text}");
+    // Not a rubber stamp: an alert expected where it cannot fire fails it.
+    let wrong = std::fs::read_to_string(cases).unwrap().replacen(
+        "firing: []",
+        "firing: [DataMinerKeysNoLeader]",
+        1,
+    );
+    let wrong_file = dir.path().join("wrong.yaml");
+    std::fs::write(&wrong_file, wrong).unwrap();
+    assert!(!evaluate(&wrong_file).status.success());
+}
+
+// The Grafana dashboard, checked mechanically: every query parses as PromQL (Prometheus' own
+// parser, through the rule checker), names only series the operator exports, and the chart's
+// ConfigMap carries the file unchanged under the sidecar's label.
+#[test]
+fn the_dashboard_queries_parse_and_name_real_series() {
+    let file = Path::new(CHART).join("dashboards/dataminer-keys-operator.json");
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let exprs: Vec<String> = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["targets"].as_array().unwrap().iter())
+        .map(|t| t["expr"].as_str().unwrap().to_string())
+        .collect();
+    assert!(exprs.len() >= 10, "{exprs:?}");
+    // Grafana's variables, as Grafana substitutes them.
+    let rules: Vec<serde_json::Value> = exprs
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let expr = e
+                .replace("$__rate_interval", "5m")
+                .replace("$job", "dmk-dataminer-keys-operator-metrics")
+                .replace("$namespace", "keys-system");
+            json!({ "record": format!("dashboard:panel_{i}"), "expr": expr })
+        })
+        .collect();
+    let rule_file = json!({ "groups": [{ "name": "dashboard", "rules": rules }] });
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dashboard-rules.yaml");
+    std::fs::write(&path, serde_yaml::to_string(&rule_file).unwrap()).unwrap();
+    let out = Command::new(promrules()).arg(&path).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The series the operator exports, by their TYPE lines (a labelled family shows once used).
+    let metrics = dataminer_keys_operator::metrics::Metrics::default();
+    metrics.reconciled("ok", std::time::Duration::from_millis(1));
+    metrics.action("KeysCreated");
+    metrics.write_failed("create");
+    metrics.keyset_moved(None, Some(dataminer_keys_operator::status::Standing::Ready));
+    let exported: Vec<String> = metrics
+        .render()
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+        .map(str::to_string)
+        .collect();
+    let mut named = 0;
+    for expr in &exprs {
+        for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+            if !word.starts_with("dataminer_keys_") {
+                continue;
+            }
+            named += 1;
+            let family = ["_bucket", "_total", "_count", "_sum"]
+                .iter()
+                .find_map(|suffix| word.strip_suffix(suffix))
+                .unwrap_or(word);
+            assert!(
+                exported.iter().any(|e| e == family),
+                "{word} is not exported (exported: {exported:?})"
+            );
+        }
+    }
+    assert!(named >= 10);
+
+    let out = Command::new(tool("helm"))
+        .args(["template", "dmk", CHART, "--kube-version", "1.36.3"])
+        .args(["--show-only", "templates/dashboard.yaml"])
+        .args(["--set", "metrics.dashboard.enabled=true"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let map: serde_json::Value = serde_yaml::from_slice(&out.stdout).unwrap();
+    assert_eq!(map["metadata"]["labels"]["grafana_dashboard"], "1");
+    let embedded: serde_json::Value = serde_json::from_str(
+        map["data"]["dataminer-keys-operator.json"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(embedded, dashboard);
 }
 
 #[test]

@@ -137,6 +137,12 @@ async fn two_replicas_never_act_at_once_and_a_standby_takes_over() {
         "the standby did not act"
     );
     assert!(!b.logs().contains("became leader"));
+    // What the "no replica leads" alert reads (charts/.../prometheusrule.yaml).
+    for (replica, value) in [(&a, 1), (&b, 0)] {
+        let text = replica.metrics_text().await.unwrap();
+        let line = format!("\ndataminer_keys_leader {value}\n");
+        assert!(text.contains(&line), "{line:?} missing in:\n{text}");
+    }
 
     // A clean stop releases the Lease: B takes over within a renew interval or two.
     a.stop();

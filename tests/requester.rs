@@ -228,7 +228,7 @@ async fn each_action_names_the_user_who_asked() {
     // The key age gauge carries the generation time of each slot, as status records it.
     let key_age = |text: &str| -> Vec<(String, i64)> {
         let prefix = format!(
-            "dataminer_keys_key_generated_timestamp_seconds{{namespace=\"{}\",name=\"ks\",slot=\"",
+            "dataminer_keys_key_generated_timestamp_seconds{{keyset_namespace=\"{}\",keyset=\"ks\",slot=\"",
             e.ns
         );
         text.lines()

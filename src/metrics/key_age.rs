@@ -1,4 +1,4 @@
-//! `dataminer_keys_key_generated_timestamp_seconds{namespace,name,slot}`: when each key was
+//! `dataminer_keys_key_generated_timestamp_seconds{keyset_namespace,keyset,slot}`: when each key was
 //! generated, for "rotate me" alerts (`time() - metric > age`).
 //!
 //! Read from the key set caches at scrape time, never kept: a series per key and slot held in a
@@ -67,8 +67,8 @@ impl Collector for KeyAge {
                 let name = ks.name_any();
                 for (slot, at) in generated(&ks) {
                     let labels = [
-                        ("namespace", namespace.as_str()),
-                        ("name", name.as_str()),
+                        ("keyset_namespace", namespace.as_str()),
+                        ("keyset", name.as_str()),
                         ("slot", slot.name()),
                     ];
                     ConstGauge::new(at).encode(family.encode_family(&labels)?)?;
@@ -144,8 +144,8 @@ mod tests {
         assert_eq!(
             series,
             [
-                r#"dataminer_keys_key_generated_timestamp_seconds{namespace="ns",name="active",slot="primary"} 1700000000"#,
-                r#"dataminer_keys_key_generated_timestamp_seconds{namespace="ns",name="active",slot="secondary"} 1700000500"#,
+                r#"dataminer_keys_key_generated_timestamp_seconds{keyset_namespace="ns",keyset="active",slot="primary"} 1700000000"#,
+                r#"dataminer_keys_key_generated_timestamp_seconds{keyset_namespace="ns",keyset="active",slot="secondary"} 1700000500"#,
             ],
             "{text}"
         );

@@ -51,6 +51,7 @@ pub struct Metrics {
     actions: Family<ActionLabels, Counter>,
     keysets: Family<StateLabels, Gauge<i64, AtomicI64>>,
     write_failures: Family<OperationLabels, Counter>,
+    leader: Gauge<i64, AtomicI64>,
     key_age: Arc<key_age::KeyAge>,
 }
 
@@ -83,6 +84,13 @@ impl Default for Metrics {
             "Secret writes the API server refused or did not answer in time",
             write_failures.clone(),
         );
+        // 0 on a standby, so "no replica acts" is a value an alert can see, not a missing series.
+        let leader = Gauge::<i64, AtomicI64>::default();
+        registry.register(
+            "leader",
+            "1 while this replica acts (it holds the Lease, or runs without leader election)",
+            leader.clone(),
+        );
         let key_age = Arc::new(key_age::KeyAge::default());
         registry.register_collector(Box::new(key_age.clone()));
         Metrics {
@@ -93,6 +101,7 @@ impl Default for Metrics {
             actions,
             keysets,
             write_failures,
+            leader,
         }
     }
 }
@@ -113,6 +122,11 @@ impl Metrics {
                 action: action.into(),
             })
             .inc();
+    }
+
+    /// This replica acts (true) or stands by.
+    pub fn set_leader(&self, acting: bool) {
+        self.leader.set(i64::from(acting));
     }
 
     pub fn write_failed(&self, operation: &str) {

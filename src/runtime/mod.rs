@@ -89,6 +89,7 @@ pub async fn run(settings: Settings) -> ExitCode {
 
     // Syncing, then serving.
     readiness.enter(Phase::Syncing);
+    metrics.set_leader(true);
     let mut ctx = Context::new(
         client,
         metrics.clone(),
