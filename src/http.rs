@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
 
-use crate::{metrics::Metrics, runtime::Readiness};
+use crate::{metrics::Metrics, phase::Readiness};
 
 #[derive(Clone)]
 pub struct Health {

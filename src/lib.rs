@@ -9,8 +9,8 @@
 //!   [`status`]: **where every decision is made** (pure: no API client, no async runtime).
 //! - `dataminer-keys-plugin` (crates/plugin), re-exported as [`plugin`]: `kubectl dmkeys`; its
 //!   only workspace dependency is the API crate.
-//! - This crate, the operator: the process around the core. [`runtime`] (the process's phases,
-//!   readiness, test hooks), [`error`] (one error type per step), [`metrics`], [`http`],
+//! - This crate, the operator: the process around the core. [`runtime`] (the process's life),
+//!   [`phase`] (its phases and readiness), [`hooks`] (the test hooks), [`error`] (one error type per step), [`metrics`], [`http`],
 //!   [`leader`], [`startup`] (the checks and the proof key's store), and [`controller`], the thin
 //!   layer that runs one reconcile as named steps (gather from the index -> observe -> plan ->
 //!   write -> announce -> persist). Within it, `tests/module_layers.rs` checks what the compiler
@@ -25,8 +25,10 @@ pub use dataminer_keys_plugin as plugin;
 
 pub mod controller;
 pub mod error;
+pub mod hooks;
 pub mod http;
 pub mod leader;
 pub mod metrics;
+pub mod phase;
 pub mod runtime;
 pub mod startup;

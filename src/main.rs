@@ -7,7 +7,8 @@ use tracing_subscriber::EnvFilter;
 
 use dataminer_keys_operator::{
     controller::Namespaces,
-    runtime::{self, Settings, TestHooks},
+    hooks::{self, TestHooks},
+    runtime::{self, Settings},
 };
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -70,7 +71,7 @@ fn init_logging(args: &Args) {
 async fn main() -> ExitCode {
     let args = Args::parse();
     init_logging(&args);
-    runtime::install_test_hooks(args.test_hooks.clone());
+    hooks::install(args.test_hooks.clone());
     let identity = args.identity.clone().unwrap_or_else(|| {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_string())

@@ -100,6 +100,6 @@ pub(super) fn ensure_leading(ctx: &Context) -> Result<(), NotLeader> {
     }
 }
 
-/// Test hook (`--test-crash-after secret-write`, runtime/hooks.rs): aborts right after a
-/// successful Secret write, before any Event or status write.
-pub(super) use crate::runtime::crash_point;
+/// Test hook (`--test-crash-after secret-write`, hooks.rs): aborts right after a successful
+/// Secret write, before any Event or status write.
+pub(super) use crate::hooks::crash_point;

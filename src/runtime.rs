@@ -4,23 +4,19 @@
 //! the whole life, so a stop that lands between two phases is never lost; what a stop does
 //! depends on the phase it finds (docs/design.md, "Process").
 
-mod hooks;
-mod phase;
-
 use std::{net::SocketAddr, process::ExitCode, sync::Arc, time::Duration};
 
 use futures::StreamExt;
 use kube::Client;
 use tokio::sync::watch;
 
-pub use hooks::{TestHooks, clock_skew, crash_point, install as install_test_hooks};
-pub use phase::{Phase, Readiness};
-
 use crate::{
     controller::{self, Context, Namespaces},
+    hooks::clock_skew,
     http::{self, Health},
     leader::{Elector, LeaseConfig},
     metrics::Metrics,
+    phase::{Phase, Readiness},
     startup::{self, StartupError},
 };
 
