@@ -15,7 +15,7 @@ use kube::{
 };
 use serde_json::json;
 use std::{
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::{Command, Stdio},
 };
 
@@ -72,6 +72,38 @@ async fn the_admin_workflows_from_the_terminal() {
     );
     let (primary, secondary) = e.ledger.record(&e.secrets.get("ks-keys").await.unwrap());
 
+    // Completion as kubectl does it: `kubectl __complete dmkeys ...` runs the
+    // kubectl_complete-dmkeys script the README tells users to install, which asks the plugin.
+    if let Some(kubeconfig) = cp.kubeconfig_path() {
+        let bin = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(plugin_binary(), bin.path().join("kubectl-dmkeys")).unwrap();
+        std::os::unix::fs::symlink(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/plugin/kubectl_complete-dmkeys"),
+            bin.path().join("kubectl_complete-dmkeys"),
+        )
+        .unwrap();
+        let path = format!(
+            "{}:{}",
+            bin.path().display(),
+            std::env::var("PATH").unwrap()
+        );
+        let kubectl = dmk_control_plane::binaries().unwrap().join("kubectl");
+        let complete = |words: &[&str]| {
+            let out = Command::new(&kubectl)
+                .args(["__complete", "dmkeys"])
+                .args(p.args(words))
+                .env("PATH", &path)
+                .env("KUBECONFIG", kubeconfig)
+                .output()
+                .unwrap();
+            String::from_utf8(out.stdout).unwrap()
+        };
+        let names = complete(&["describe", ""]);
+        assert!(names.starts_with("ks\n:4"), "{names}");
+        assert!(complete(&["regenerate", "ks", "s"]).starts_with("secondary\n:4"));
+        assert!(complete(&["rev"]).starts_with("revoke\n:4"));
+    }
+
     // list, -o json, filters.
     let (code, out, _) = p.run(&["list"]);
     assert_eq!(code, 0);
@@ -82,9 +114,45 @@ async fn the_admin_workflows_from_the_terminal() {
             && out.contains("RegisterCatalogItems,AddDataMinerNodes"),
         "{out}"
     );
+    // -o as kubectl prints it: a List of typed objects, one typed object, names.
     let (_, out, _) = p.run(&["list", "-o", "json"]);
-    let items: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(items[0]["metadata"]["name"], "ks");
+    let list: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (&list["apiVersion"], &list["kind"]),
+        (&json!("v1"), &json!("List"))
+    );
+    assert_eq!(list["items"][0]["metadata"]["name"], "ks");
+    assert_eq!(list["items"][0]["kind"], "DataMinerKeySet");
+    let (_, out, _) = p.run(&["list", "-o", "yaml"]);
+    let list: serde_yaml::Value = serde_yaml::from_str(&out).unwrap();
+    assert_eq!(list["kind"], "List");
+    let (_, out, _) = p.run(&["list", "-o", "name"]);
+    assert_eq!(out, "dataminerkeyset.keys.dataminer.services/ks\n");
+    let (code, out, _) = p.run(&["describe", "ks", "-o", "json"]);
+    assert_eq!(code, 0);
+    let one: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (&one["apiVersion"], &one["kind"], &one["metadata"]["name"]),
+        (
+            &json!("keys.dataminer.services/v1alpha1"),
+            &json!("DataMinerKeySet"),
+            &json!("ks")
+        )
+    );
+    // kubectl's config flags: --as (and --as-group) impersonate, --request-timeout bounds a
+    // request; durations read as kubectl writes them.
+    let (code, _, err) = p.run(&[
+        "--as",
+        "nobody@example.com",
+        "--request-timeout",
+        "20s",
+        "list",
+    ]);
+    assert_eq!(code, 6, "impersonating a user without rights: {err}");
+    assert!(err.contains("nobody@example.com"), "{err}");
+    let (code, _, err) = p.run(&["regenerate", "ks", "primary", "--timeout", "soon"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("use for example 90s, 2m or 1h30m"), "{err}");
     let (_, out, err) = p.run(&["list", "--organization", "someone-else"]);
     assert!(
         !out.contains(LABEL) && err.contains("No key sets"),

@@ -13,6 +13,13 @@ async fn main() -> ExitCode {
             .with_ansi(std::io::stderr().is_terminal())
             .init();
     }
+    // kubectl's completion protocol (`kubectl_complete-dmkeys` calls this): candidates, not a
+    // command. Hidden from --help.
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("__complete") {
+        dataminer_keys_operator::plugin::complete::print(&args[2..]).await;
+        return ExitCode::SUCCESS;
+    }
     let cli = dataminer_keys_operator::plugin::Cli::parse();
     match dataminer_keys_operator::plugin::run(cli).await {
         Ok(()) => ExitCode::SUCCESS,

@@ -25,6 +25,21 @@ pub struct Cli {
     /// Namespace (default: the context's namespace).
     #[arg(short = 'n', long, global = true)]
     pub(super) namespace: Option<String>,
+    /// The kubeconfig cluster to use.
+    #[arg(long, global = true)]
+    pub(super) cluster: Option<String>,
+    /// The kubeconfig user to use.
+    #[arg(long, global = true)]
+    pub(super) user: Option<String>,
+    /// Act as this user (impersonation, as kubectl's --as).
+    #[arg(long = "as", global = true)]
+    pub(super) as_user: Option<String>,
+    /// Act as a member of this group (repeat; needs --as).
+    #[arg(long = "as-group", global = true, requires = "as_user")]
+    pub(super) as_groups: Vec<String>,
+    /// How long one request to the API server may take (e.g. 30s, 2m; 0: no limit).
+    #[arg(long, global = true, value_parser = parse_duration)]
+    pub(super) request_timeout: Option<std::time::Duration>,
     #[command(subcommand)]
     pub(super) command: Command,
 }
@@ -44,11 +59,14 @@ impl From<SlotArg> for Slot {
     }
 }
 
+/// `-o`, as kubectl spells it.
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 pub enum Output {
     Wide,
     Yaml,
     Json,
+    /// `dataminerkeyset.keys.dataminer.services/NAME`, one per line.
+    Name,
 }
 
 #[derive(Subcommand, Debug)]
@@ -57,7 +75,7 @@ pub(super) enum Command {
     List(ListArgs),
     /// Show a key set: created when and by whom, keys' revisions and fingerprints, conditions,
     /// history, recent Events. Never a key value.
-    Describe { name: String },
+    Describe(DescribeArgs),
     /// Print a key value (needs read access to the Secret).
     Show(KeyArgs),
     /// Put a key value on the clipboard (OSC 52, or a clipboard tool); prints only a
@@ -85,6 +103,14 @@ pub(super) struct ListArgs {
     /// Only key sets of this DataMiner System.
     #[arg(long)]
     pub system: Option<String>,
+    #[arg(short = 'o', long, value_enum)]
+    pub output: Option<Output>,
+}
+
+#[derive(clap::Args, Debug)]
+pub(super) struct DescribeArgs {
+    pub name: String,
+    /// The key set itself, as `kubectl get -o` prints it (`wide` is the description).
     #[arg(short = 'o', long, value_enum)]
     pub output: Option<Output>,
 }
@@ -146,9 +172,42 @@ pub(super) struct WaitArgs {
     /// Wait for the operator to report the result.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub wait: bool,
-    /// How long to wait, in seconds.
-    #[arg(long, default_value_t = 60)]
-    pub timeout: u64,
+    /// How long to wait (e.g. 90s, 2m, 1h; a bare number is seconds).
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
+}
+
+/// A duration as kubectl takes one: `90s`, `2m`, `1h30m`, `500ms`, or a bare number of seconds.
+pub(super) fn parse_duration(s: &str) -> std::result::Result<std::time::Duration, String> {
+    let bad = || format!("invalid duration {s:?}: use for example 90s, 2m or 1h30m");
+    if let Ok(secs) = s.parse::<u64>() {
+        return Ok(std::time::Duration::from_secs(secs));
+    }
+    let mut total = std::time::Duration::ZERO;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        let (number, after) = rest.split_at(digits);
+        let number: u64 = number.parse().map_err(|_| bad())?;
+        let unit_len = after.len()
+            - after
+                .trim_start_matches(|c: char| c.is_ascii_alphabetic())
+                .len();
+        let (unit, after) = after.split_at(unit_len);
+        let one = match unit {
+            "ms" => std::time::Duration::from_millis(1),
+            "s" => std::time::Duration::from_secs(1),
+            "m" => std::time::Duration::from_secs(60),
+            "h" => std::time::Duration::from_secs(3600),
+            _ => return Err(bad()),
+        };
+        total += one * u32::try_from(number).map_err(|_| bad())?;
+        rest = after;
+    }
+    match s.is_empty() {
+        true => Err(bad()),
+        false => Ok(total),
+    }
 }
 
 fn parse_permission(s: &str) -> std::result::Result<Permission, String> {
@@ -160,4 +219,31 @@ fn parse_permission(s: &str) -> std::result::Result<Permission, String> {
 fn parse_format(s: &str) -> std::result::Result<KeyFormat, String> {
     serde_json::from_value(json!(s))
         .map_err(|_| format!("unknown key format {s:?}: use Hex32 or Base64Url256"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_are_read_as_kubectl_writes_them() {
+        for (text, want) in [
+            ("60", 60),
+            ("90s", 90),
+            ("2m", 120),
+            ("1h30m", 5400),
+            ("0", 0),
+        ] {
+            assert_eq!(
+                parse_duration(text),
+                Ok(Duration::from_secs(want)),
+                "{text}"
+            );
+        }
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        for bad in ["", "m", "10x", "1.5h", "-3s", "s10"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
 }

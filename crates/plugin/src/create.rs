@@ -3,7 +3,7 @@
 use super::{
     cli::{CreateArgs, Output},
     failure::{Result, exit, fail},
-    print_structured,
+    print_objects,
     session::Session,
 };
 use crate::api::{
@@ -43,7 +43,11 @@ pub(super) async fn create(session: &Session, args: CreateArgs) -> Result<()> {
     );
     ks.metadata.namespace = Some(session.namespace.clone());
     if args.dry_run {
-        return print_structured(&ks, args.output.unwrap_or(Output::Yaml));
+        return print_objects(
+            std::slice::from_ref(&ks),
+            true,
+            args.output.unwrap_or(Output::Yaml),
+        );
     }
     session.create(&ks).await.map_err(|e| match e {
         kube::Error::Api(s) if s.code == 422 || s.code == 409 => fail(exit::USAGE, s.message),

@@ -9,6 +9,7 @@ use dataminer_keys_api as api;
 
 mod change;
 mod cli;
+pub mod complete;
 mod confirm;
 mod create;
 mod failure;
@@ -33,7 +34,7 @@ pub async fn run(cli: Cli) -> Result<()> {
     let session = Session::connect(&cli).await?;
     match cli.command {
         Command::List(args) => views::list(&session, args).await,
-        Command::Describe { name } => views::describe(&session, &name).await,
+        Command::Describe(args) => views::describe(&session, args).await,
         Command::Show(args) => keys::show(&session, args).await,
         Command::Copy(args) => keys::copy(&session, args).await,
         Command::Create(args) => create::create(&session, args).await,
@@ -41,6 +42,37 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Revoke(args) => change::revoke(&session, args).await,
         Command::Adopt(args) => change::adopt(&session, args).await,
     }
+}
+
+/// Key sets as `kubectl get -o json|yaml|name` prints them: one object as it is, several as a
+/// `kind: List`, each with its apiVersion and kind.
+fn print_objects(items: &[api::DataMinerKeySet], single: bool, output: Output) -> Result<()> {
+    use kube::Resource;
+    let typed = |ks: &api::DataMinerKeySet| {
+        let mut value = serde_json::to_value(ks).unwrap_or_default();
+        value["apiVersion"] = api::DataMinerKeySet::api_version(&()).into();
+        value["kind"] = api::DataMinerKeySet::kind(&()).into();
+        value
+    };
+    if output == Output::Name {
+        for ks in items {
+            println!(
+                "dataminerkeyset.keys.dataminer.services/{}",
+                kube::ResourceExt::name_any(ks)
+            );
+        }
+        return Ok(());
+    }
+    let value = match (single, items) {
+        (true, [ks]) => typed(ks),
+        _ => serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "List",
+            "metadata": { "resourceVersion": "" },
+            "items": items.iter().map(typed).collect::<Vec<_>>(),
+        }),
+    };
+    print_structured(&value, output)
 }
 
 fn print_structured(value: &impl serde::Serialize, output: Output) -> Result<()> {

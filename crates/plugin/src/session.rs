@@ -35,11 +35,26 @@ impl Session {
         .map_err(|e| fail(exit::ERROR, format!("cannot read the kubeconfig: {e}")))?;
         let options = KubeConfigOptions {
             context: cli.context.clone(),
-            ..Default::default()
+            cluster: cli.cluster.clone(),
+            user: cli.user.clone(),
         };
-        let config = Config::from_custom_kubeconfig(kubeconfig, &options)
+        let mut config = Config::from_custom_kubeconfig(kubeconfig, &options)
             .await
             .map_err(|e| fail(exit::ERROR, format!("kubeconfig: {e}")))?;
+        // kubectl's own flags, with kubectl's meaning.
+        if let Some(user) = &cli.as_user {
+            config.auth_info.impersonate = Some(user.clone());
+            config.auth_info.impersonate_groups =
+                (!cli.as_groups.is_empty()).then(|| cli.as_groups.clone());
+        }
+        if let Some(limit) = cli.request_timeout {
+            let limit = (!limit.is_zero()).then_some(limit);
+            (
+                config.connect_timeout,
+                config.read_timeout,
+                config.write_timeout,
+            ) = (limit, limit, limit);
+        }
         let namespace = cli
             .namespace
             .clone()
@@ -205,10 +220,10 @@ impl Session {
     pub async fn wait_for<T>(
         &self,
         name: &str,
-        timeout: u64,
+        timeout: Duration,
         done: impl Fn(&DataMinerKeySet) -> Option<T>,
     ) -> Result<T> {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout);
+        let deadline = tokio::time::Instant::now() + timeout;
         loop {
             if let Some(found) = done(&self.get(name).await?) {
                 return Ok(found);
@@ -217,7 +232,8 @@ impl Session {
                 return Err(fail(
                     exit::TIMEOUT,
                     format!(
-                        "the operator did not report the result within {timeout}s: is dataminer-keys-operator running? (kubectl describe dmks {name})"
+                        "the operator did not report the result within {}s: is dataminer-keys-operator running? (kubectl describe dmks {name})",
+                        timeout.as_secs()
                     ),
                 ));
             }

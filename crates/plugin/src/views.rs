@@ -3,9 +3,9 @@
 use k8s_openapi::jiff::Timestamp;
 
 use super::{
-    cli::{ListArgs, Output},
+    cli::{DescribeArgs, ListArgs, Output},
     failure::Result,
-    print_structured, render,
+    print_objects, render,
     session::Session,
 };
 use crate::api::DataMinerKeySet;
@@ -14,7 +14,7 @@ pub(super) async fn list(session: &Session, args: ListArgs) -> Result<()> {
     let mut items = session.list(args.all_namespaces).await?;
     items.retain(|ks| in_scope(ks, args.organization.as_deref(), args.system.as_deref()));
     match args.output {
-        Some(o @ (Output::Yaml | Output::Json)) => print_structured(&items, o)?,
+        Some(o @ (Output::Yaml | Output::Json | Output::Name)) => print_objects(&items, false, o)?,
         _ if items.is_empty() => eprintln!(
             "No key sets found in {}.",
             if args.all_namespaces {
@@ -52,8 +52,11 @@ fn in_scope(ks: &DataMinerKeySet, organization: Option<&str>, system: Option<&st
     organization.is_none_or(|o| org == Some(o)) && system.is_none_or(|s| sys == Some(s))
 }
 
-pub(super) async fn describe(session: &Session, name: &str) -> Result<()> {
-    let ks = session.get(name).await?;
+pub(super) async fn describe(session: &Session, args: DescribeArgs) -> Result<()> {
+    let ks = session.get(&args.name).await?;
+    if let Some(o @ (Output::Yaml | Output::Json | Output::Name)) = args.output {
+        return print_objects(std::slice::from_ref(&ks), true, o);
+    }
     let events = session.events_of(&ks).await;
     print!("{}", render::describe(&ks, &events, Timestamp::now()));
     Ok(())
