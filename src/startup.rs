@@ -11,7 +11,7 @@ use kube::{
 };
 
 use crate::{
-    api::DataMinerKeySet,
+    api::{CRD_REVISION, CRD_REVISION_ANNOTATION, DataMinerKeySet},
     controller::Namespaces,
     proof::{self, DATA_KEY, ProofKey},
 };
@@ -34,6 +34,11 @@ pub enum StartupError {
         "the DataMinerKeySet CRD is not installed: run `kubectl apply --server-side -f crds/` (or install the Helm chart)"
     )]
     NoCrd,
+    #[error(
+        "the installed DataMinerKeySet CRD is {}, older than this operator's (revision {needed}): apply this release's CRD first (`kubectl apply --server-side -f crds/`, or the release's dataminer-keys-operator-crds.yaml; with Flux, upgrade.crds: CreateReplace), then start the operator again",
+        installed.map_or("without a revision".to_string(), |r| format!("revision {r}"))
+    )]
+    CrdOutdated { installed: Option<u32>, needed: u32 },
     #[error("not allowed to list DataMinerKeySets: {0}; check the operator's RBAC")]
     ListForbidden(String),
     #[error("listing DataMinerKeySets failed: {0}")]
@@ -77,10 +82,52 @@ pub async fn preflight(client: &Client, namespaces: &Namespaces) -> Result<(), S
         .await
         .map_err(|_| StartupError::ListSilent)?;
     match listed {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(s)) if s.code == 404 => Err(StartupError::NoCrd),
-        Err(kube::Error::Api(s)) if s.code == 403 => Err(StartupError::ListForbidden(s.message)),
-        Err(e) => Err(StartupError::ListFailed(Box::new(e))),
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 404 => return Err(StartupError::NoCrd),
+        Err(kube::Error::Api(s)) if s.code == 403 => {
+            return Err(StartupError::ListForbidden(s.message));
+        }
+        Err(e) => return Err(StartupError::ListFailed(Box::new(e))),
+    }
+    check_crd_revision(client).await
+}
+
+/// Refuses a CRD older than the operator's: its schema would drop fields the operator writes
+/// (status pruned) or miss admission rules the operator relies on. An operator that may not read
+/// CRDs (an install without the chart's `crd-reader` ClusterRole) says so and goes on.
+async fn check_crd_revision(client: &Client) -> Result<(), StartupError> {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::Resource;
+    let name = format!(
+        "{}.{}",
+        DataMinerKeySet::plural(&()),
+        DataMinerKeySet::group(&())
+    );
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let read = match tokio::time::timeout(BOUND, crds.get_opt(&name)).await {
+        Ok(read) => read,
+        Err(_) => return Err(StartupError::ServerSilent),
+    };
+    let crd = match read {
+        Ok(Some(crd)) => crd,
+        Ok(None) => return Err(StartupError::NoCrd),
+        Err(e) => {
+            tracing::warn!(crd = name, error = %e, "cannot read the CRD to check its revision; going on");
+            return Ok(());
+        }
+    };
+    let installed = crd
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(CRD_REVISION_ANNOTATION))
+        .and_then(|r| r.parse::<u32>().ok());
+    match installed {
+        Some(revision) if revision >= CRD_REVISION => Ok(()),
+        installed => Err(StartupError::CrdOutdated {
+            installed,
+            needed: CRD_REVISION,
+        }),
     }
 }
 

@@ -81,3 +81,78 @@ async fn the_plugin_says_when_the_crd_is_missing() {
         "{stderr}"
     );
 }
+
+// A CRD older than the operator's (Helm never upgrades a chart's crds/): refused at start-up, with
+// what to apply. Once the current CRD is applied, the same operator starts.
+#[tokio::test]
+async fn an_older_crd_is_refused_until_the_current_one_is_applied() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::{Api, Patch, PatchParams};
+    if std::env::var(dmk_control_plane::CLUSTER_ENV).as_deref() == Ok("kubeconfig") {
+        return; // the suite does not replace the CRD of an existing cluster
+    }
+    let cp = dmk_control_plane::ControlPlane::start(&Default::default())
+        .await
+        .unwrap();
+    let crds: Api<CustomResourceDefinition> = Api::all(cp.client().await.unwrap());
+    let apply = |crd: CustomResourceDefinition| {
+        let crds = crds.clone();
+        async move {
+            let name = crd.metadata.name.clone().unwrap();
+            crds.patch(
+                &name,
+                &PatchParams::apply("test").force(),
+                &Patch::Apply(&crd),
+            )
+            .await
+            .unwrap();
+            // Established before the operator lists key sets.
+            for _ in 0..100 {
+                let got = crds.get(&name).await.unwrap();
+                if got
+                    .status
+                    .and_then(|s| s.conditions)
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|c| c.type_ == "Established" && c.status == "True")
+                {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            panic!("CRD not established");
+        }
+    };
+    // As 0.1.0 shipped it: no revision.
+    let mut older = dataminer_keys_operator::api::crd();
+    older.metadata.annotations = None;
+    apply(older).await;
+    let (code, stderr) = run(cp.kubeconfig_path().unwrap());
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("the installed DataMinerKeySet CRD is without a revision, older than this operator's (revision 1): apply this release's CRD first"),
+        "{stderr}"
+    );
+
+    apply(dataminer_keys_operator::api::crd()).await;
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let mut operator = Command::new(env!("CARGO_BIN_EXE_dataminer-keys-operator"))
+        .args(["--metrics-address", "127.0.0.1:0", "--leader-elect=false"])
+        .env("KUBECONFIG", cp.kubeconfig_path().unwrap())
+        .stdout(log.reopen().unwrap())
+        .stderr(log.reopen().unwrap())
+        .spawn()
+        .unwrap();
+    let mut text = String::new();
+    for _ in 0..200 {
+        text = std::fs::read_to_string(log.path()).unwrap();
+        if text.contains("watches synced; ready") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let _ = operator.kill();
+    let _ = operator.wait();
+    assert!(text.contains("watches synced; ready"), "{text}");
+    cp.stop();
+}
