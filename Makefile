@@ -76,7 +76,7 @@ deny:
 ## Regenerate the CRD from the Rust types, in crds/ and in the chart (tests fail on drift).
 crds:
 	$(CARGO) run --quiet --bin crdgen > $(CRD)
-	cp $(CRD) charts/dataminer-keys-operator/crds/
+	cp $(CRD) charts/dataminer-keys-operator/files/
 
 ## The static binaries: the operator (the container image ships the same) and the plugin. There
 ## is no Docker engine on our CI machines, so CI builds the fully static target with glibc (the

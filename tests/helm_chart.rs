@@ -315,13 +315,41 @@ fn the_charts_crd_is_the_generated_one() {
     )
     .unwrap();
     let in_chart = std::fs::read_to_string(
-        Path::new(CHART).join("crds/dataminerkeysets.keys.dataminer.services.yaml"),
+        Path::new(CHART).join("files/dataminerkeysets.keys.dataminer.services.yaml"),
     )
     .unwrap();
     assert!(
         generated == in_chart,
-        "charts/*/crds/ differs from crds/: run `make crds`"
+        "charts/*/files/ differs from crds/: run `make crds`"
     );
+    // Rendered, it is that file with only the release's labels and Helm's keep policy added.
+    let out = Command::new(tool("helm"))
+        .args(["template", "dmk", CHART, "--kube-version", "1.36.3"])
+        .args(["--show-only", "templates/crd.yaml"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut rendered: serde_yaml::Value = serde_yaml::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        rendered["metadata"]["annotations"]["helm.sh/resource-policy"],
+        "keep"
+    );
+    assert_eq!(
+        rendered["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        "Helm"
+    );
+    let metadata = rendered["metadata"].as_mapping_mut().unwrap();
+    metadata.remove("labels");
+    metadata["annotations"]
+        .as_mapping_mut()
+        .unwrap()
+        .remove("helm.sh/resource-policy");
+    let generated: serde_yaml::Value = serde_yaml::from_str(&generated).unwrap();
+    assert_eq!(rendered, generated);
 }
 
 #[tokio::test]
@@ -496,7 +524,18 @@ async fn installed(cp: &ControlPlane) -> Installed {
     run(
         cp,
         "helm",
-        &["install", "dmk", CHART, "-n", &release_ns, "--set", &watch],
+        &[
+            "install",
+            "dmk",
+            CHART,
+            "-n",
+            &release_ns,
+            "--set",
+            &watch,
+            // The suite installed the CRD already (not through Helm): this release leaves it be.
+            "--set",
+            "crds.install=false",
+        ],
         None,
     );
     Installed { release_ns, team }
@@ -813,25 +852,70 @@ fn helm(cp: &ControlPlane, args: &[&str]) -> Output {
 // in a namespace neither watches gets no finalizer, is deleted at once, and so is its namespace.
 #[tokio::test]
 async fn namespace_scoped_releases_coexist_and_leave_other_namespaces_alone() {
-    let cp = ControlPlane::start(&dmk_control_plane::Options {
-        crd_dir: Some(common::crd_dir()),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    // No CRD yet: the first release installs it.
+    let cp = ControlPlane::start(&Default::default()).await.unwrap();
     let client = cp.client().await.unwrap();
     let mut namespaces = Vec::new();
     for prefix in ["team-a", "team-b", "keys-a", "keys-b", "elsewhere"] {
         namespaces.push(cp.namespace(prefix).await.unwrap());
     }
     let [team_a, team_b, keys_a, keys_b, elsewhere] = namespaces.try_into().unwrap();
-    for (release, release_ns, team) in [("a", &keys_a, &team_a), ("b", &keys_b, &team_b)] {
+    for (release, release_ns, team, owns_crd) in [
+        ("a", &keys_a, &team_a, "true"),
+        ("b", &keys_b, &team_b, "false"),
+    ] {
         let watch = format!("watchNamespaces={{{team}}}");
+        let crd = format!("crds.install={owns_crd}");
         helm(
             &cp,
-            &["install", release, CHART, "-n", release_ns, "--set", &watch],
+            &[
+                "install", release, CHART, "-n", release_ns, "--set", &watch, "--set", &crd,
+            ],
         );
     }
+    // The CRD belongs to release a, kept on uninstall, and an upgrade manages it.
+    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
+        Api::all(client.clone());
+    let crd_name = "dataminerkeysets.keys.dataminer.services";
+    let annotations = |crd: &k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition| {
+        crd.metadata.annotations.clone().unwrap_or_default()
+    };
+    let crd = crds.get(crd_name).await.unwrap();
+    assert_eq!(annotations(&crd)["meta.helm.sh/release-name"], "a");
+    assert_eq!(annotations(&crd)["helm.sh/resource-policy"], "keep");
+    let watch_a = format!("watchNamespaces={{{team_a}}}");
+    helm(
+        &cp,
+        &[
+            "upgrade",
+            "a",
+            CHART,
+            "-n",
+            &keys_a,
+            "--set",
+            &watch_a,
+            "--set",
+            "crds.keep=false",
+        ],
+    );
+    let crd = crds.get(crd_name).await.unwrap();
+    assert!(
+        !annotations(&crd).contains_key("helm.sh/resource-policy"),
+        "the upgrade rewrote the CRD: {:?}",
+        annotations(&crd)
+    );
+    common::eventually(30, "the CRD established", || {
+        let crds = crds.clone();
+        async move {
+            let crd = crds.get(crd_name).await.ok()?;
+            crd.status?
+                .conditions?
+                .iter()
+                .any(|c| c.type_ == "Established" && c.status == "True")
+                .then_some(())
+        }
+    })
+    .await;
     // Each release has its own user roles.
     let roles: Api<k8s_openapi::api::rbac::v1::ClusterRole> = Api::all(client.clone());
     for role in [
