@@ -193,6 +193,26 @@ async fn kstatus_and_argocd_read_every_state_the_operator_reports() {
     .await;
     assert!(is_ready(&ks), "Ready, reason Revoked: {:?}", ks.status);
     check(&e, "revoked", "Current", "Healthy", "Revoked").await;
+    // The real kubectl agrees: `kubectl wait --for=condition=Ready` returns for a revoked set.
+    if let Some(kubeconfig) = common::control_plane().await.kubeconfig_path() {
+        let kubectl = dmk_control_plane::binaries().unwrap().join("kubectl");
+        let out = Command::new(kubectl)
+            .args([
+                "wait",
+                "--for=condition=Ready",
+                "dmks/revoked",
+                "--timeout=20s",
+            ])
+            .args(["-n", &e.ns])
+            .env("KUBECONFIG", kubeconfig)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 
     // A spec the operator has not seen yet (it is stopped): in progress for both.
     e.operator.stop();
