@@ -27,39 +27,14 @@ fn reason(ks: &DataMinerKeySet, type_: &str) -> Option<(String, String)> {
 /// An admission policy that refuses every Event created in `ns` (as EventRateLimit, a quota or
 /// a tenant policy would), in force once this returns. Delete the returned binding to lift it.
 async fn refuse_events(client: &Client, ns: &str) -> String {
-    let name = format!("refuse-events-{ns}");
-    let policy: ValidatingAdmissionPolicy = serde_json::from_value(json!({
-        "metadata": { "name": name },
-        "spec": {
-            "failurePolicy": "Fail",
-            "matchConstraints": { "resourceRules": [{
-                "apiGroups": ["", "events.k8s.io"], "apiVersions": ["*"],
-                "operations": ["CREATE"], "resources": ["events"]
-            }]},
-            "validations": [{ "expression": "false", "message": "Events are refused in this namespace" }]
-        }
-    }))
-    .unwrap();
-    let binding: ValidatingAdmissionPolicyBinding = serde_json::from_value(json!({
-        "metadata": { "name": name },
-        "spec": {
-            "policyName": name,
-            "validationActions": ["Deny"],
-            "matchResources": { "namespaceSelector": { "matchLabels": {
-                "kubernetes.io/metadata.name": ns
-            }}}
-        }
-    }))
-    .unwrap();
-    let pp = PostParams::default();
-    Api::<ValidatingAdmissionPolicy>::all(client.clone())
-        .create(&pp, &policy)
-        .await
-        .unwrap();
-    Api::<ValidatingAdmissionPolicyBinding>::all(client.clone())
-        .create(&pp, &binding)
-        .await
-        .unwrap();
+    let name = common::refuse::refuse_creates(
+        client,
+        ns,
+        &["", "events.k8s.io"],
+        "events",
+        "Events are refused in this namespace",
+    )
+    .await;
     // Policies take effect asynchronously: probe until an Event is refused.
     let events: Api<Event> = Api::namespaced(client.clone(), ns);
     common::eventually(30, "the Event refusal in force", || {
@@ -151,10 +126,7 @@ async fn refused_events_do_not_stop_status_and_are_published_later_once() {
 
     // Events allowed again: each pending one is published once, marked late, and the
     // condition goes away.
-    Api::<ValidatingAdmissionPolicyBinding>::all(e.client.clone())
-        .delete(&binding, &DeleteParams::default())
-        .await
-        .unwrap();
+    common::refuse::lift(&e.client, &binding).await;
     let ks = common::eventually(90, "the pending Events published", || async {
         let ks = e.keysets.get("ks").await.unwrap();
         let s = ks.status.as_ref()?;

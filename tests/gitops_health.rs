@@ -6,17 +6,11 @@
 
 mod common;
 
-use std::{io::Write, process::Command};
+use std::process::Command;
 
 use common::{Env, LABEL, apply, is_ready, keyset_where, org_keyset};
 use dataminer_keys_operator::api::DataMinerKeySet;
-use k8s_openapi::{
-    api::{
-        admissionregistration::v1::{ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding},
-        core::v1::Secret,
-    },
-    apimachinery::pkg::apis::meta::v1::Condition,
-};
+use k8s_openapi::{api::core::v1::Secret, apimachinery::pkg::apis::meta::v1::Condition};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
@@ -29,24 +23,7 @@ fn health(mode: &str, obj: &Value) -> (String, String) {
     if mode == "argocd" {
         cmd.arg(script);
     }
-    let mut child = cmd
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(obj.to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "health {mode}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = common::run_checked(&mut cmd, Some(obj.to_string().as_bytes()));
     let line = String::from_utf8(out.stdout).unwrap();
     let mut fields = line.trim_end().splitn(3, '\t').skip(1);
     (
@@ -84,40 +61,15 @@ async fn check(e: &Env, name: &str, kstatus: &str, argocd: &str, message: &str) 
 
 /// Refuses every Secret created in `ns`, as a quota or a tenant policy would. Returns once a
 /// probe is refused.
-async fn refuse_secret_creates(client: &kube::Client, ns: &str) {
-    let name = format!("refuse-secrets-{ns}");
-    let policy: ValidatingAdmissionPolicy = serde_json::from_value(json!({
-        "metadata": { "name": name },
-        "spec": {
-            "failurePolicy": "Fail",
-            "matchConstraints": { "resourceRules": [{
-                "apiGroups": [""], "apiVersions": ["v1"],
-                "operations": ["CREATE"], "resources": ["secrets"]
-            }]},
-            "validations": [{ "expression": "false", "message": "no new Secrets here (test quota)" }]
-        }
-    }))
-    .unwrap();
-    let binding: ValidatingAdmissionPolicyBinding = serde_json::from_value(json!({
-        "metadata": { "name": name },
-        "spec": {
-            "policyName": name,
-            "validationActions": ["Deny"],
-            "matchResources": { "namespaceSelector": { "matchLabels": {
-                "kubernetes.io/metadata.name": ns
-            }}}
-        }
-    }))
-    .unwrap();
-    let pp = PostParams::default();
-    Api::<ValidatingAdmissionPolicy>::all(client.clone())
-        .create(&pp, &policy)
-        .await
-        .unwrap();
-    Api::<ValidatingAdmissionPolicyBinding>::all(client.clone())
-        .create(&pp, &binding)
-        .await
-        .unwrap();
+async fn refuse_secret_creates(client: &kube::Client, ns: &str) -> String {
+    let name = common::refuse::refuse_creates(
+        client,
+        ns,
+        &[""],
+        "secrets",
+        "no new Secrets here (test quota)",
+    )
+    .await;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
     common::eventually(30, "the Secret refusal in force", || {
         let secrets = secrets.clone();
@@ -136,6 +88,7 @@ async fn refuse_secret_creates(client: &kube::Client, ns: &str) {
         }
     })
     .await;
+    name
 }
 
 #[tokio::test]
@@ -196,22 +149,16 @@ async fn kstatus_and_argocd_read_every_state_the_operator_reports() {
     // The real kubectl agrees: `kubectl wait --for=condition=Ready` returns for a revoked set.
     if let Some(kubeconfig) = common::control_plane().await.kubeconfig_path() {
         let kubectl = dmk_control_plane::binaries().unwrap().join("kubectl");
-        let out = Command::new(kubectl)
-            .args([
-                "wait",
-                "--for=condition=Ready",
-                "dmks/revoked",
-                "--timeout=20s",
-            ])
-            .args(["-n", &e.ns])
-            .env("KUBECONFIG", kubeconfig)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let mut wait = Command::new(kubectl);
+        wait.args([
+            "wait",
+            "--for=condition=Ready",
+            "dmks/revoked",
+            "--timeout=20s",
+        ])
+        .args(["-n", &e.ns])
+        .env("KUBECONFIG", kubeconfig);
+        common::run_checked(&mut wait, None);
     }
 
     // A spec the operator has not seen yet (it is stopped): in progress for both.
@@ -237,23 +184,14 @@ async fn kstatus_and_argocd_read_every_state_the_operator_reports() {
     e.operator.restart();
 
     // A write the API server keeps refusing: Stalled after the retry.
-    refuse_secret_creates(&e.client, &e.ns).await;
+    let refusal = refuse_secret_creates(&e.client, &e.ns).await;
     apply(&e.keysets, &org_keyset("refused")).await.unwrap();
     keyset_where(&e.keysets, "refused", "Stalled SecretWriteFailed", |k| {
         true_condition(k, "Stalled").is_some_and(|c| c.reason == "SecretWriteFailed")
     })
     .await;
     check(&e, "refused", "Failed", "Degraded", "no new Secrets here").await;
-    let name = format!("refuse-secrets-{}", e.ns);
-    let dp = kube::api::DeleteParams::default();
-    Api::<ValidatingAdmissionPolicyBinding>::all(e.client.clone())
-        .delete(&name, &dp)
-        .await
-        .unwrap();
-    Api::<ValidatingAdmissionPolicy>::all(e.client.clone())
-        .delete(&name, &dp)
-        .await
-        .unwrap();
+    common::refuse::lift(&e.client, &refusal).await;
     e.finish().await;
 }
 

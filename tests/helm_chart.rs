@@ -36,26 +36,16 @@ fn run(cp: &ControlPlane, program: &str, args: &[&str], stdin: Option<&[u8]>) ->
     if let Some(k) = cp.kubeconfig_path() {
         cmd.env("KUBECONFIG", k);
     }
-    let out = if let Some(input) = stdin {
-        use std::io::Write;
-        let mut child = cmd
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(input).unwrap();
-        child.wait_with_output().unwrap()
-    } else {
-        cmd.output().unwrap()
-    };
-    assert!(
-        out.status.success(),
-        "{program} {args:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    common::run_checked(&mut cmd, stdin)
+}
+
+/// `helm template dmk` of the chart for Kubernetes 1.36 with `args`, which must succeed; returns
+/// the manifests.
+fn template(args: &[&str]) -> Vec<u8> {
+    let mut helm = Command::new(tool("helm"));
+    helm.args(["template", "dmk", CHART, "--kube-version", "1.36.3"])
+        .args(args);
+    common::run_checked(&mut helm, None).stdout
 }
 
 /// `helm template` with `values` must fail (the values schema); returns its error output.
@@ -77,24 +67,13 @@ fn promrules() -> PathBuf {
 /// The chart's PrometheusRule, rendered with `values`: its `spec` as a Prometheus rule file.
 fn rendered_rule(values: &[&str]) -> String {
     let mut args = vec![
-        "template",
-        "dmk",
-        CHART,
-        "--kube-version",
-        "1.36.3",
         "--show-only",
         "templates/prometheusrule.yaml",
         "--set",
         "metrics.prometheusRule.enabled=true",
     ];
     args.extend(values);
-    let out = Command::new(tool("helm")).args(&args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rule: serde_json::Value = serde_yaml::from_slice(&out.stdout).unwrap();
+    let rule: serde_json::Value = serde_yaml::from_slice(&template(&args)).unwrap();
     assert_eq!(rule["kind"], "PrometheusRule");
     serde_yaml::to_string(&rule["spec"]).unwrap()
 }
@@ -285,18 +264,13 @@ fn the_dashboard_queries_parse_and_name_real_series() {
     }
     assert!(named >= 10);
 
-    let out = Command::new(tool("helm"))
-        .args(["template", "dmk", CHART, "--kube-version", "1.36.3"])
-        .args(["--show-only", "templates/dashboard.yaml"])
-        .args(["--set", "metrics.dashboard.enabled=true"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let map: serde_json::Value = serde_yaml::from_slice(&out.stdout).unwrap();
+    let map: serde_json::Value = serde_yaml::from_slice(&template(&[
+        "--show-only",
+        "templates/dashboard.yaml",
+        "--set",
+        "metrics.dashboard.enabled=true",
+    ]))
+    .unwrap();
     assert_eq!(map["metadata"]["labels"]["grafana_dashboard"], "1");
     let embedded: serde_json::Value = serde_json::from_str(
         map["data"]["dataminer-keys-operator.json"]
@@ -323,17 +297,8 @@ fn the_charts_crd_is_the_generated_one() {
         "charts/*/files/ differs from crds/: run `make crds`"
     );
     // Rendered, it is that file with only the release's labels and Helm's keep policy added.
-    let out = Command::new(tool("helm"))
-        .args(["template", "dmk", CHART, "--kube-version", "1.36.3"])
-        .args(["--show-only", "templates/crd.yaml"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut rendered: serde_yaml::Value = serde_yaml::from_slice(&out.stdout).unwrap();
+    let mut rendered: serde_yaml::Value =
+        serde_yaml::from_slice(&template(&["--show-only", "templates/crd.yaml"])).unwrap();
     assert_eq!(
         rendered["metadata"]["annotations"]["helm.sh/resource-policy"],
         "keep"

@@ -24,26 +24,18 @@ pub fn as_chart() -> bool {
 
 /// The objects `helm template` renders for `release` in `ns` (Kubernetes 1.36.3), with `args`.
 pub fn render(release: &str, ns: &str, args: &[&str]) -> Vec<serde_json::Value> {
-    let helm = crate::binaries().unwrap().join("helm");
-    let out = std::process::Command::new(helm)
-        .args([
-            "template",
-            release,
-            CHART,
-            "-n",
-            ns,
-            "--kube-version",
-            "1.36.3",
-        ])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
+    let mut helm = std::process::Command::new(crate::binaries().unwrap().join("helm"));
+    helm.args([
+        "template",
+        release,
+        CHART,
+        "-n",
+        ns,
+        "--kube-version",
+        "1.36.3",
+    ])
+    .args(args);
+    let text = String::from_utf8(super::run_checked(&mut helm, None).stdout).unwrap();
     serde_yaml::Deserializer::from_str(&text)
         .filter_map(|doc| serde_json::Value::deserialize(doc).ok())
         .filter(|v| !v.is_null())

@@ -13,6 +13,7 @@ pub mod cpu;
 pub mod operator;
 pub mod plugin;
 pub mod proxy;
+pub mod refuse;
 pub mod scripted;
 
 /// The repository's root (this crate sits in tests/control-plane).
@@ -335,6 +336,32 @@ pub fn action_lines(log: &str) -> Vec<serde_json::Value> {
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|v| v["message"] == "key set action")
         .collect()
+}
+
+/// Runs `cmd` with `input` on its stdin (none when `None`); the command must succeed. Returns
+/// its output; a failure panics with its stdout and stderr.
+pub fn run_checked(cmd: &mut std::process::Command, input: Option<&[u8]>) -> std::process::Output {
+    use std::{io::Write, process::Stdio};
+    let out = match input {
+        Some(input) => {
+            let mut child = cmd
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            child.stdin.take().unwrap().write_all(input).unwrap();
+            child.wait_with_output().unwrap()
+        }
+        None => cmd.output().unwrap(),
+    };
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }
 
 /// One test's world: a fresh namespace, an operator watching it, clients, and the keys seen.
