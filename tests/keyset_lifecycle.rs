@@ -336,7 +336,12 @@ async fn revoking_destroys_the_keys_for_good() {
         "the Secret is gone"
     );
     assert!(ks.status.as_ref().unwrap().revoked_at.is_some());
-    assert_eq!(common::condition(&ks, "Ready").unwrap().status, "False");
+    // Done as asked: Ready, reason Revoked (kstatus counts it current; docs/flux.md).
+    let ready = common::condition(&ks, "Ready").unwrap();
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("True", "Revoked")
+    );
 
     // A hand-made Secret of that name afterwards is not adopted, not filled, not deleted.
     let hand_made: Secret = serde_json::from_value(json!({
