@@ -131,12 +131,7 @@ async fn a_secret_write_that_never_answers_ends_at_the_timeout_and_is_reported()
         .find(|(m, p, _)| m == Method::PATCH && p.ends_with("/status"))
         .expect("status written")
         .2["status"];
-    let ready = status["conditions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == "Ready")
-        .unwrap();
+    let ready = dmk_control_plane::kit::scripted::ready_condition(status);
     assert_eq!(ready["status"], "False");
     assert_eq!(ready["reason"], "SecretWriteFailed");
     let message = ready["message"].as_str().unwrap();

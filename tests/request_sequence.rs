@@ -11,7 +11,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::scripted::{ScriptedApi, status};
+use common::scripted::{ScriptedApi, ready_condition, status};
 use dataminer_keys_operator::{
     api::DataMinerKeySet,
     controller::{self, Context, FINALIZER},
@@ -105,12 +105,7 @@ fn last_body(api: &ScriptedApi, method: Method, path: &str) -> Value {
 }
 
 fn ready(status: &Value) -> (String, String) {
-    let ready = status["conditions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == "Ready")
-        .unwrap();
+    let ready = ready_condition(status);
     (
         ready["status"].as_str().unwrap().into(),
         ready["reason"].as_str().unwrap().into(),

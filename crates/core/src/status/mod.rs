@@ -249,7 +249,7 @@ pub fn next_status(ks: &DataMinerKeySet, applied: &Applied) -> DataMinerKeySetSt
         pending_events: old.pending_events.clone(),
     };
     let (ready, reason, message) = readiness(ks, applied);
-    let progress = progress::progress(ks, &old, &next, (ready, reason, &message));
+    let progress = progress::progress(ks, &old, &next, reason, &message);
     let mut conditions = vec![
         condition(
             &old.conditions,

@@ -34,15 +34,15 @@ const NEEDS_A_PERSON: [&str; 6] = [
     "AdoptionRefused",
 ];
 
-/// `ready` is the Ready condition this reconcile writes (status, reason, message); `old` the
+/// `reason` and `message` are those of the Ready condition this reconcile writes; `old` the
 /// status it replaces; `next` the status without these conditions yet.
 pub(super) fn progress(
     ks: &DataMinerKeySet,
     old: &DataMinerKeySetStatus,
     next: &DataMinerKeySetStatus,
-    ready: (bool, &'static str, &str),
+    reason: &'static str,
+    message: &str,
 ) -> Progress {
-    let (_, reason, message) = ready;
     if reason == "SecretWriteFailed" {
         // The first failure is retried with backoff; one that fails again needs a look.
         let failed_before = old

@@ -125,6 +125,14 @@ impl ScriptedApi {
     }
 }
 
+/// The Ready condition of a key set status as the operator sent it.
+pub fn ready_condition(status: &Value) -> &Value {
+    status["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == "Ready"))
+        .unwrap_or_else(|| panic!("no Ready condition in {status}"))
+}
+
 /// A Kubernetes `Status` body for an error answer.
 pub fn status(code: u16, reason: &str, message: &str) -> Value {
     serde_json::json!({
