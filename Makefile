@@ -7,7 +7,7 @@ DEV_STATE := $(CURDIR)/.dev-cluster
 # Where cargo puts binaries (honours CARGO_TARGET_DIR).
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: run test chaos bench control-plane crds static release deny image e2e-kind
+.PHONY: run test matrix chaos bench control-plane crds static release deny image e2e-kind
 
 ## make test: everything CI checks (format, lint, the dependency policy, CRD in sync, unit and
 ## integration tests on a real kube-apiserver + etcd that is built and cached first).
@@ -28,6 +28,12 @@ test: control-plane
 	@# from full runs: make bench).
 	$(MAKE) --no-print-directory bench BENCH_PROFILE=debug BENCH_ARGS="--sets 50 --rest-seconds 10 --resync-seconds 5 --check"
 	@awk '/^test result:/ {p+=$$4; f+=$$6; s+=$$8} END {printf "tests: %d passed, %d failed, %d skipped\n", p, f, s}' target/test-output.log
+
+## make matrix: the suites a Kubernetes version can break (lifecycle, admission and CEL,
+## integrity, who asked, the chart's install and RBAC) on a local control plane of every pinned
+## release, 1.34 to 1.37, one line per release. MATRIX_VERSIONS / MATRIX_SUITES narrow it.
+matrix: control-plane
+	bash tests/matrix.sh
 
 ## make chaos: the full chaos suite (tests/chaos.rs): 1,000 key sets, 25 operator kills with 3
 ## failovers, 2 kube-apiserver and 1 etcd crash. `make test` runs a reduced one. Replay a

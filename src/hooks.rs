@@ -18,6 +18,14 @@ pub struct TestHooks {
         allow_hyphen_values = true
     )]
     pub clock_skew_seconds: Option<i64>,
+    /// The webhook certificate's lifetime in seconds instead of `--webhook-certificate-days`,
+    /// so that a test sees it rotate.
+    #[arg(
+        long = "test-webhook-certificate-seconds",
+        hide = true,
+        env = "DMK_TEST_WEBHOOK_CERTIFICATE_SECONDS"
+    )]
+    pub webhook_certificate_seconds: Option<u64>,
 }
 
 static HOOKS: OnceLock<TestHooks> = OnceLock::new();

@@ -4,12 +4,15 @@ use std::sync::Arc;
 
 use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
 
-use crate::{metrics::Metrics, phase::Readiness};
+use crate::{metrics::Metrics, phase::Readiness, webhook::Serving};
 
 #[derive(Clone)]
 pub struct Health {
     pub readiness: Readiness,
     pub metrics: Arc<Metrics>,
+    /// The requester webhook, when this replica serves one: not ready without a certificate,
+    /// so that its Service sends admission requests only to replicas that can answer them.
+    pub webhook: Option<Serving>,
 }
 
 async fn healthz() -> &'static str {
@@ -17,6 +20,12 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(h): State<Health>) -> impl IntoResponse {
+    if h.webhook.as_ref().is_some_and(|w| !w.is_loaded()) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "webhook certificate not loaded yet",
+        );
+    }
     match h.readiness.check() {
         Ok(()) => (StatusCode::OK, "ok"),
         Err(why) => (StatusCode::SERVICE_UNAVAILABLE, why),

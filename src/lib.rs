@@ -20,9 +20,10 @@ pub use dataminer_keys_api as api;
 pub use dataminer_keys_api::keys;
 #[cfg(test)]
 use dataminer_keys_core::fixtures;
-pub use dataminer_keys_core::{plan, proof, secret, status};
+pub use dataminer_keys_core::{plan, proof, secret, stamp, status};
 pub use dataminer_keys_plugin as plugin;
 
+pub mod capabilities;
 pub mod controller;
 pub mod error;
 pub mod hooks;
@@ -32,3 +33,4 @@ pub mod metrics;
 pub mod phase;
 pub mod runtime;
 pub mod startup;
+pub mod webhook;

@@ -9,6 +9,7 @@ use dataminer_keys_operator::{
     controller::Namespaces,
     hooks::{self, TestHooks},
     runtime::{self, Settings},
+    webhook,
 };
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -55,7 +56,40 @@ struct Args {
     #[arg(long = "deny-secret-metadata-prefix", value_delimiter = ',')]
     deny_secret_metadata_prefixes: Vec<String>,
     #[command(flatten)]
+    webhook: WebhookArgs,
+    #[command(flatten)]
     test_hooks: TestHooks,
+}
+
+/// The requester webhook (docs/audit.md), for clusters without MutatingAdmissionPolicy v1.
+#[derive(clap::Args, Debug)]
+struct WebhookArgs {
+    /// Serve the requester webhook and keep the caBundle of this MutatingWebhookConfiguration.
+    #[arg(long = "requester-webhook")]
+    configuration: Option<String>,
+    /// Address of the webhook's HTTPS listener.
+    #[arg(long, default_value = "0.0.0.0:9443")]
+    webhook_address: SocketAddr,
+    /// The Secret (in the operator's namespace) holding the webhook's CA bundle and certificate;
+    /// defaults to `<lease-name>-webhook-tls`.
+    #[arg(long)]
+    webhook_secret: Option<String>,
+    /// DNS names and IP addresses the webhook's certificate is for (repeat, or comma-separate).
+    #[arg(
+        long = "webhook-host",
+        value_delimiter = ',',
+        default_value = "127.0.0.1"
+    )]
+    webhook_hosts: Vec<String>,
+    /// Days the webhook's CA and certificate are valid; renewed with a third left.
+    #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u64).range(1..=3650))]
+    webhook_certificate_days: u64,
+    /// Add the operator's finalizer to new key sets at admission.
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
+    webhook_add_finalizer: bool,
+    /// Serve only the webhook: no Lease, no controllers.
+    #[arg(long, requires = "configuration")]
+    webhook_only: bool,
 }
 
 fn init_logging(args: &Args) {
@@ -88,9 +122,28 @@ async fn main() -> ExitCode {
         metrics_address: args.metrics_address,
         leader_elect: args.leader_elect,
         own_namespace: args.leader_election_namespace,
-        lease_name: args.lease_name,
+        lease_name: args.lease_name.clone(),
         identity,
         denied_prefixes: args.deny_secret_metadata_prefixes,
+        webhook: args
+            .webhook
+            .configuration
+            .map(|configuration| webhook::Settings {
+                address: args.webhook.webhook_address,
+                secret: args
+                    .webhook
+                    .webhook_secret
+                    .unwrap_or_else(|| format!("{}-webhook-tls", args.lease_name)),
+                configuration,
+                hosts: args.webhook.webhook_hosts,
+                lifetime: Duration::from_secs(
+                    args.test_hooks
+                        .webhook_certificate_seconds
+                        .unwrap_or(args.webhook.webhook_certificate_days * 86_400),
+                ),
+                add_finalizer: args.webhook.webhook_add_finalizer,
+            }),
+        webhook_only: args.webhook.webhook_only,
     })
     .await
 }

@@ -11,6 +11,7 @@ use kube::Client;
 use tokio::sync::watch;
 
 use crate::{
+    capabilities::{self, Capabilities},
     controller::{self, Context, Namespaces},
     hooks::clock_skew,
     http::{self, Health},
@@ -18,6 +19,7 @@ use crate::{
     metrics::Metrics,
     phase::{Phase, Readiness},
     startup::{self, StartupError},
+    webhook::{self, Serving},
 };
 
 /// What the process is asked to do (the flags, parsed).
@@ -32,6 +34,10 @@ pub struct Settings {
     pub lease_name: String,
     pub identity: String,
     pub denied_prefixes: Vec<String>,
+    /// The requester webhook, served on every replica (leader or not) when set.
+    pub webhook: Option<webhook::Settings>,
+    /// Serve the webhook only: no Lease, no controllers (a webhook run apart, and the test kit).
+    pub webhook_only: bool,
 }
 
 /// Resolves when a stop has been asked for.
@@ -67,8 +73,22 @@ pub async fn run(settings: Settings) -> ExitCode {
         Err(e) => return failed(e),
     };
     let metrics = Arc::new(Metrics::default());
-    if let Err(e) = serve_http(&settings, &readiness, &metrics).await {
+    let serving = match &settings.webhook {
+        Some(ws) => match webhook::start(client.clone(), &settings.own_namespace, ws.clone()).await
+        {
+            Ok(serving) => Some(serving),
+            Err(e) => return failed(e.into()),
+        },
+        None => None,
+    };
+    if let Err(e) = serve_http(&settings, &readiness, &metrics, serving).await {
         return failed(e);
+    }
+    if settings.webhook_only {
+        readiness.enter(Phase::Standby);
+        stop.asked().await;
+        tracing::info!("shut down");
+        return ExitCode::SUCCESS;
     }
 
     // Standby: healthy and ready, only not acting.
@@ -89,7 +109,7 @@ pub async fn run(settings: Settings) -> ExitCode {
     let mut ctx = Context::new(
         client,
         metrics.clone(),
-        proof_key,
+        proof_key.expect("loaded unless the webhook runs alone"),
         Some(settings.identity.clone()),
     )
     .with_tombstones(&settings.own_namespace, &settings.lease_name);
@@ -129,21 +149,30 @@ pub async fn run(settings: Settings) -> ExitCode {
 }
 
 /// The API checks, then the proof key, which lives beside the Lease.
-async fn start_up(settings: &Settings) -> Result<(Client, crate::proof::ProofKey), StartupError> {
+async fn start_up(
+    settings: &Settings,
+) -> Result<(Client, Option<crate::proof::ProofKey>), StartupError> {
     let client = Client::try_default()
         .await
         .map_err(|e| StartupError::NoConfiguration(Box::new(e)))?;
     startup::preflight(&client, &settings.namespaces).await?;
+    let capabilities = Capabilities::probe(&client).await;
+    capabilities::report(&capabilities, settings.webhook.is_some());
+    // The webhook alone signs nothing: no proof key, and no permission needed for one.
+    if settings.webhook_only {
+        return Ok((client, None));
+    }
     let proof_secret = format!("{}-proof-key", settings.lease_name);
     let key =
         startup::load_or_create_proof_key(&client, &settings.own_namespace, &proof_secret).await?;
-    Ok((client, key))
+    Ok((client, Some(key)))
 }
 
 async fn serve_http(
     settings: &Settings,
     readiness: &Readiness,
     metrics: &Arc<Metrics>,
+    webhook: Option<Serving>,
 ) -> Result<(), StartupError> {
     let listener = tokio::net::TcpListener::bind(settings.metrics_address)
         .await
@@ -155,6 +184,7 @@ async fn serve_http(
     let health = Health {
         readiness: readiness.clone(),
         metrics: metrics.clone(),
+        webhook,
     };
     tokio::spawn(async move {
         if let Err(e) = http::serve(listener, health).await {

@@ -59,6 +59,8 @@ pub enum StartupError {
     ProofKeyVanished { namespace: String, name: String },
     #[error("{0}")]
     RandomSource(#[from] crate::keys::RandomSourceError),
+    #[error(transparent)]
+    Webhook(#[from] crate::webhook::WebhookError),
     #[error("cannot listen on {address}: {source}")]
     Listen {
         address: std::net::SocketAddr,

@@ -145,8 +145,13 @@ async fn the_local_api_server_reports_the_pinned_version() {
     }
     let client = common::control_plane().await.client().await.unwrap();
     let info = client.apiserver_version().await.unwrap();
-    assert_eq!(info.git_version, "v1.36.3");
-    assert_eq!((info.major.as_str(), info.minor.as_str()), ("1", "36"));
+    let pinned = dmk_control_plane::kubernetes_version();
+    assert_eq!(info.git_version, pinned);
+    let minor = dmk_control_plane::versions::minor().to_string();
+    assert_eq!(
+        (info.major.as_str(), info.minor.as_str()),
+        ("1", minor.as_str())
+    );
 }
 
 /// The existing-cluster mode (`DMK_TEST_CLUSTER=kubeconfig`, used by `make e2e-kind`) attaches

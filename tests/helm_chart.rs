@@ -39,11 +39,12 @@ fn run(cp: &ControlPlane, program: &str, args: &[&str], stdin: Option<&[u8]>) ->
     common::run_checked(&mut cmd, stdin)
 }
 
-/// `helm template dmk` of the chart for Kubernetes 1.36 with `args`, which must succeed; returns
-/// the manifests.
+/// `helm template dmk` of the chart for the control plane's Kubernetes release with `args`,
+/// which must succeed; returns the manifests.
 fn template(args: &[&str]) -> Vec<u8> {
     let mut helm = Command::new(tool("helm"));
-    helm.args(["template", "dmk", CHART, "--kube-version", "1.36.3"])
+    helm.args(["template", "dmk", CHART])
+        .args(dmk_control_plane::helm_capabilities())
         .args(args);
     common::run_checked(&mut helm, None).stdout
 }
@@ -51,7 +52,8 @@ fn template(args: &[&str]) -> Vec<u8> {
 /// `helm template` with `values` must fail (the values schema); returns its error output.
 fn refused(values: &[&str]) -> String {
     let out = Command::new(tool("helm"))
-        .args(["template", "dmk", CHART, "--kube-version", "1.36.3"])
+        .args(["template", "dmk", CHART])
+        .args(dmk_control_plane::helm_capabilities())
         .args(values)
         .output()
         .unwrap();
@@ -89,7 +91,8 @@ fn the_key_age_alert_is_a_rule_prometheus_loads() {
     };
     // Off by default.
     let off = Command::new(tool("helm"))
-        .args(["template", "dmk", CHART, "--kube-version", "1.36.3"])
+        .args(["template", "dmk", CHART])
+        .args(dmk_control_plane::helm_capabilities())
         .output()
         .unwrap();
     assert!(!String::from_utf8_lossy(&off.stdout).contains("PrometheusRule"));
@@ -362,18 +365,10 @@ async fn the_chart_lints_renders_and_every_object_is_accepted_by_the_api_server(
             !linted.contains("[INFO]") && !linted.contains("[WARNING]"),
             "{linted}"
         );
-        let mut template = vec![
-            "template",
-            "dmk",
-            CHART,
-            "-n",
-            &release_ns,
-            "--kube-version",
-            "1.36.3",
-            // What discovery tells `helm install` on Kubernetes 1.36.
-            "--api-versions",
-            "admissionregistration.k8s.io/v1/MutatingAdmissionPolicy",
-        ];
+        // What discovery tells `helm install` on the control plane's release.
+        let capabilities = dmk_control_plane::helm_capabilities();
+        let mut template = vec!["template", "lint", CHART, "-n", &release_ns];
+        template.extend(capabilities.iter().map(String::as_str));
         template.extend(values);
         let rendered = run(cp, "helm", &template, None).stdout;
         let applied = run(
@@ -384,28 +379,41 @@ async fn the_chart_lints_renders_and_every_object_is_accepted_by_the_api_server(
         );
         let text = String::from_utf8_lossy(&applied.stdout);
         assert!(
-            text.contains("deployment.apps/dmk-dataminer-keys-operator created (server dry run)"),
+            text.contains("deployment.apps/lint-dataminer-keys-operator created (server dry run)"),
             "{text}"
         );
         // Two replicas by default: a disruption budget keeps a standby through a node drain.
         assert_eq!(
-            text.contains("poddisruptionbudget.policy/dmk-dataminer-keys-operator created"),
+            text.contains("poddisruptionbudget.policy/lint-dataminer-keys-operator created"),
             values.is_empty(),
             "a PodDisruptionBudget with more than one replica only: {text}"
         );
-        // "created" or "configured", whether or not the install test got there first.
-        let finalizer_policy = "mutatingadmissionpolicy.admissionregistration.k8s.io/dmk-dataminer-keys-operator-add-finalizer ";
+        // Its own release name: the install test's release "dmk" lives in the same cluster, and a
+        // dry run against its objects would merge into them. Where
+        // MutatingAdmissionPolicy is served, policies stamp the requester and add the finalizer;
+        // elsewhere the operator's webhook does both.
+        let policies = dmk_control_plane::versions::serves_mutating_policies();
+        let finalizer_policy = "mutatingadmissionpolicy.admissionregistration.k8s.io/lint-dataminer-keys-operator-add-finalizer ";
         assert_eq!(
             text.contains(finalizer_policy),
-            values.is_empty(),
+            values.is_empty() && policies,
             "the finalizer policy, on by default: {text}"
         );
-        for requester_policy in [
-            "mutatingadmissionpolicy.admissionregistration.k8s.io/dmk-dataminer-keys-operator-record-requester ",
-            "mutatingadmissionpolicybinding.admissionregistration.k8s.io/dmk-dataminer-keys-operator-record-requester ",
-            "validatingadmissionpolicy.admissionregistration.k8s.io/dmk-dataminer-keys-operator-protect-requester ",
-            "validatingadmissionpolicybinding.admissionregistration.k8s.io/dmk-dataminer-keys-operator-protect-requester ",
-        ] {
+        let recorders = if policies {
+            [
+                "mutatingadmissionpolicy.admissionregistration.k8s.io/lint-dataminer-keys-operator-record-requester ",
+                "mutatingadmissionpolicybinding.admissionregistration.k8s.io/lint-dataminer-keys-operator-record-requester ",
+            ]
+        } else {
+            [
+                "mutatingwebhookconfiguration.admissionregistration.k8s.io/lint-dataminer-keys-operator-record-requester ",
+                "service/lint-dataminer-keys-operator-webhook ",
+            ]
+        };
+        for requester_policy in recorders.into_iter().chain([
+            "validatingadmissionpolicy.admissionregistration.k8s.io/lint-dataminer-keys-operator-protect-requester ",
+            "validatingadmissionpolicybinding.admissionregistration.k8s.io/lint-dataminer-keys-operator-protect-requester ",
+        ]) {
             assert_eq!(
                 text.contains(requester_policy),
                 values.is_empty(),
@@ -413,23 +421,60 @@ async fn the_chart_lints_renders_and_every_object_is_accepted_by_the_api_server(
             );
         }
     }
-    // Where the API server does not serve MutatingAdmissionPolicy v1 (Kubernetes < 1.36), the
-    // chart leaves the finalizer policy out and the operator adds the finalizer itself.
-    let older = run(
-        cp,
-        "helm",
-        &["template", "dmk", CHART, "--kube-version", "1.35.0"],
-        None,
-    );
-    let older = String::from_utf8_lossy(&older.stdout);
-    assert!(older.contains("kind: Deployment"), "{older}");
-    assert!(!older.contains("MutatingAdmissionPolicy"), "{older}");
-    // Nobody records the requester there (the fields read "unknown"), but nobody can forge a
-    // name either: the validating policy needs only Kubernetes 1.30.
+    // The chart picks who records the requester from what the cluster serves: without
+    // MutatingAdmissionPolicy (1.34 and 1.35 by default) the operator's webhook, with v1beta1
+    // (turned on there) the beta policy. The validating policy that refuses forged names is
+    // there in every case.
+    let render_for = |extra: &[&str]| {
+        let mut args = vec![
+            "template",
+            "dmk",
+            CHART,
+            "-n",
+            "keys",
+            "--kube-version",
+            "1.34.4",
+        ];
+        args.extend(extra);
+        String::from_utf8_lossy(&run(cp, "helm", &args, None).stdout).into_owned()
+    };
+    let older = render_for(&[]);
+    assert!(!older.contains("kind: MutatingAdmissionPolicy"), "{older}");
     assert!(
-        older.contains("name: dmk-dataminer-keys-operator-protect-requester"),
+        older.contains("kind: MutatingWebhookConfiguration"),
         "{older}"
     );
+    assert!(older.contains("--requester-webhook=dmk-dataminer-keys-operator-record-requester"));
+    assert!(older.contains("--webhook-host=dmk-dataminer-keys-operator-webhook.keys.svc"));
+    assert!(older.contains("--webhook-add-finalizer=true"));
+    let beta = render_for(&[
+        "--api-versions",
+        "admissionregistration.k8s.io/v1beta1/MutatingAdmissionPolicy",
+    ]);
+    assert!(
+        beta.contains(
+            "apiVersion: admissionregistration.k8s.io/v1beta1\nkind: MutatingAdmissionPolicy\n"
+        ),
+        "{beta}"
+    );
+    assert!(
+        !beta.contains("MutatingWebhookConfiguration") && !beta.contains("--requester-webhook")
+    );
+    let off = render_for(&["--set", "admissionPolicy.requesterWebhook.enabled=false"]);
+    assert!(!off.contains("MutatingWebhookConfiguration") && !off.contains("--requester-webhook"));
+    for text in [&older, &beta, &off] {
+        assert!(
+            text.contains("name: dmk-dataminer-keys-operator-protect-requester"),
+            "{text}"
+        );
+    }
+    // Below the oldest release tested, the chart refuses to install.
+    let too_old = Command::new(tool("helm"))
+        .args(["template", "dmk", CHART, "--kube-version", "1.33.9"])
+        .output()
+        .unwrap();
+    assert!(!too_old.status.success());
+    assert!(String::from_utf8_lossy(&too_old.stderr).contains(">=1.34.0-0"));
     // The ServiceMonitor and PrometheusRule need the Prometheus Operator's CRDs, which this cluster
     // lacks: lint only (the rule itself is checked by Prometheus' parser above).
     run(
@@ -468,7 +513,7 @@ async fn the_chart_lints_renders_and_every_object_is_accepted_by_the_api_server(
             "dmk",
             CHART,
             "--kube-version",
-            "1.36.3",
+            "1.37.2",
             "--set",
             "global.imageRegistry=registry.example.com",
         ],
@@ -480,30 +525,47 @@ async fn the_chart_lints_renders_and_every_object_is_accepted_by_the_api_server(
 struct Installed {
     release_ns: String,
     team: String,
+    /// Where the release's requester webhook listens, on clusters without
+    /// MutatingAdmissionPolicy: the API server calls it by URL (nothing runs the Deployment's
+    /// Pods here), and the test's operator serves it.
+    webhook: Option<u16>,
 }
 
 async fn installed(cp: &ControlPlane) -> Installed {
     let release_ns = cp.namespace("keys-system").await.unwrap();
     let team = cp.namespace("team").await.unwrap();
     let watch = format!("watchNamespaces={{{team}}}");
-    run(
-        cp,
-        "helm",
-        &[
-            "install",
-            "dmk",
-            CHART,
-            "-n",
-            &release_ns,
-            "--set",
-            &watch,
-            // The suite installed the CRD already (not through Helm): this release leaves it be.
-            "--set",
-            "crds.install=false",
-        ],
-        None,
-    );
-    Installed { release_ns, team }
+    let webhook = (!dmk_control_plane::versions::serves_mutating_policies()).then(|| {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    });
+    let url = webhook.map(|port| {
+        format!("admissionPolicy.requesterWebhook.url=https://127.0.0.1:{port}/requester")
+    });
+    let mut args = vec![
+        "install",
+        "dmk",
+        CHART,
+        "-n",
+        &release_ns,
+        "--set",
+        &watch,
+        // The suite installed the CRD already (not through Helm): this release leaves it be.
+        "--set",
+        "crds.install=false",
+    ];
+    if let Some(url) = &url {
+        args.extend(["--set", url]);
+    }
+    run(cp, "helm", &args, None);
+    Installed {
+        release_ns,
+        team,
+        webhook,
+    }
 }
 
 async fn client_as(cp: &ControlPlane, user: &str) -> Client {
@@ -513,7 +575,11 @@ async fn client_as(cp: &ControlPlane, user: &str) -> Client {
 #[tokio::test]
 async fn installed_with_helm_the_operator_roles_and_admission_policy_work() {
     let cp = common::control_plane().await;
-    let Installed { release_ns, team } = installed(cp).await;
+    let Installed {
+        release_ns,
+        team,
+        webhook,
+    } = installed(cp).await;
     let admin = cp.client().await.unwrap();
     let keysets: Api<DataMinerKeySet> = Api::namespaced(admin.clone(), &team);
     let secrets: Api<Secret> = Api::namespaced(admin.clone(), &team);
@@ -523,27 +589,68 @@ async fn installed_with_helm_the_operator_roles_and_admission_policy_work() {
     let groups =
         format!("system:serviceaccounts,system:serviceaccounts:{release_ns},system:authenticated");
     let lease_ns = format!("--leader-election-namespace={release_ns}");
+    let mut args = vec![
+        lease_ns,
+        "--lease-name=dmk-dataminer-keys-operator".to_string(),
+    ];
+    // Where the chart renders the requester webhook, the operator serves it as the Deployment
+    // would (its flags, the chart's rules for its Secret and caBundle), on the URL's port.
+    if let Some(port) = webhook {
+        args.extend([
+            "--requester-webhook=dmk-dataminer-keys-operator-record-requester".to_string(),
+            format!("--webhook-address=127.0.0.1:{port}"),
+            "--webhook-host=127.0.0.1".to_string(),
+            "--webhook-secret=dmk-dataminer-keys-operator-webhook-tls".to_string(),
+            "--webhook-add-finalizer=true".to_string(),
+        ]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let op = common::operator::Operator::start_with_env(
         cp,
         &team,
-        &[&lease_ns, "--lease-name=dmk-dataminer-keys-operator"],
+        &args,
         &[
             ("KUBE_RS_DEBUG_IMPERSONATE_USER", &sa),
             ("KUBE_RS_DEBUG_IMPERSONATE_GROUP", &groups),
         ],
     );
 
-    // helm install saw MutatingAdmissionPolicy v1 in discovery and installed the finalizer policy.
-    run(
-        cp,
-        "kubectl",
-        &[
-            "get",
-            "mutatingadmissionpolicy",
-            "dmk-dataminer-keys-operator-add-finalizer",
-        ],
-        None,
-    );
+    // helm install saw MutatingAdmissionPolicy v1 in discovery and installed the finalizer
+    // policy; without it, the requester webhook, whose caBundle the operator fills in.
+    match webhook {
+        None => {
+            run(
+                cp,
+                "kubectl",
+                &[
+                    "get",
+                    "mutatingadmissionpolicy",
+                    "dmk-dataminer-keys-operator-add-finalizer",
+                ],
+                None,
+            );
+        }
+        Some(_) => {
+            common::eventually(
+                30,
+                "the release's caBundle, kept by the operator",
+                || async {
+                    let config = Api::<
+                        k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration,
+                    >::all(admin.clone())
+                    .get("dmk-dataminer-keys-operator-record-requester")
+                    .await
+                    .ok()?;
+                    config.webhooks?[0]
+                        .client_config
+                        .ca_bundle
+                        .as_ref()
+                        .map(|_| ())
+                },
+            )
+            .await;
+        }
+    }
 
     // Every code path that touches the API: create, regenerate, drift, recreate, revoke.
     apply(&keysets, &org_keyset("ks")).await.unwrap();
@@ -825,18 +932,48 @@ async fn namespace_scoped_releases_coexist_and_leave_other_namespaces_alone() {
         namespaces.push(cp.namespace(prefix).await.unwrap());
     }
     let [team_a, team_b, keys_a, keys_b, elsewhere] = namespaces.try_into().unwrap();
+    let mut webhooks = Vec::new();
+    let mut url_a = None;
     for (release, release_ns, team, owns_crd) in [
         ("a", &keys_a, &team_a, "true"),
         ("b", &keys_b, &team_b, "false"),
     ] {
         let watch = format!("watchNamespaces={{{team}}}");
         let crd = format!("crds.install={owns_crd}");
-        helm(
-            &cp,
-            &[
-                "install", release, CHART, "-n", release_ns, "--set", &watch, "--set", &crd,
-            ],
-        );
+        let mut args = vec![
+            "install", release, CHART, "-n", release_ns, "--set", &watch, "--set", &crd,
+        ];
+        // Without MutatingAdmissionPolicy, each release's webhook adds the finalizer: each runs
+        // here, reached by URL, scoped to its release's namespaces like the policy.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url =
+            format!("admissionPolicy.requesterWebhook.url=https://127.0.0.1:{port}/requester");
+        if !dmk_control_plane::versions::serves_mutating_policies() {
+            args.extend(["--set", &url]);
+        }
+        helm(&cp, &args);
+        if release == "a" {
+            url_a = Some(url.clone());
+        }
+        if !dmk_control_plane::versions::serves_mutating_policies() {
+            let fullname = format!("{release}-dataminer-keys-operator");
+            let flags = [
+                "--webhook-only".to_string(),
+                format!("--requester-webhook={fullname}-record-requester"),
+                format!("--webhook-address=127.0.0.1:{port}"),
+                "--webhook-host=127.0.0.1".to_string(),
+                format!("--webhook-secret={fullname}-webhook-tls"),
+                "--webhook-add-finalizer=true".to_string(),
+                format!("--leader-election-namespace={release_ns}"),
+                format!("--lease-name={fullname}"),
+            ];
+            let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+            webhooks.push(common::operator::Operator::start_with(&cp, team, &flags));
+        }
     }
     // The CRD belongs to release a, kept on uninstall, and an upgrade manages it.
     let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
@@ -849,20 +986,22 @@ async fn namespace_scoped_releases_coexist_and_leave_other_namespaces_alone() {
     assert_eq!(annotations(&crd)["meta.helm.sh/release-name"], "a");
     assert_eq!(annotations(&crd)["helm.sh/resource-policy"], "keep");
     let watch_a = format!("watchNamespaces={{{team_a}}}");
-    helm(
-        &cp,
-        &[
-            "upgrade",
-            "a",
-            CHART,
-            "-n",
-            &keys_a,
-            "--set",
-            &watch_a,
-            "--set",
-            "crds.keep=false",
-        ],
-    );
+    let url_a = url_a.unwrap();
+    let mut upgrade = vec![
+        "upgrade",
+        "a",
+        CHART,
+        "-n",
+        &keys_a,
+        "--set",
+        &watch_a,
+        "--set",
+        "crds.keep=false",
+    ];
+    if !dmk_control_plane::versions::serves_mutating_policies() {
+        upgrade.extend(["--set", &url_a]);
+    }
+    helm(&cp, &upgrade);
     let crd = crds.get(crd_name).await.unwrap();
     assert!(
         !annotations(&crd).contains_key("helm.sh/resource-policy"),

@@ -32,9 +32,7 @@ use crate::{
     status::{NextCheck, Standing},
 };
 
-/// Deleting a key set destroys its keys, whatever the propagation policy (`--cascade=orphan`
-/// would otherwise leave the Secret behind).
-pub const FINALIZER: &str = "keys.dataminer.services/destroy-keys";
+pub use crate::api::FINALIZER;
 
 /// Everything logged while reconciling a key set carries its namespace and name in this span
 /// (`keyset`, because a span's own name is `name` in JSON logs).

@@ -84,3 +84,22 @@ matchResources:
           {{- toYaml . | nindent 10 }}
 {{- end }}
 {{- end -}}
+
+{{- /* The MutatingAdmissionPolicy version the cluster serves: "v1" (Kubernetes >= 1.36),
+     "v1beta1" (1.34 and 1.35 with the beta turned on), or "" (the requester webhook stands in).
+     The one place the chart decides by Kubernetes version (README, "Supported versions"). */ -}}
+{{- define "dmk.mapVersion" -}}
+{{- if .Capabilities.APIVersions.Has "admissionregistration.k8s.io/v1/MutatingAdmissionPolicy" -}}
+v1
+{{- else if .Capabilities.APIVersions.Has "admissionregistration.k8s.io/v1beta1/MutatingAdmissionPolicy" -}}
+v1beta1
+{{- end -}}
+{{- end -}}
+
+{{- /* "true" when the operator's own webhook records the requester: asked for, and no
+     MutatingAdmissionPolicy is served to do it. */ -}}
+{{- define "dmk.requesterWebhook" -}}
+{{- if and .Values.admissionPolicy.recordRequester .Values.admissionPolicy.requesterWebhook.enabled (eq (include "dmk.mapVersion" .) "") -}}
+true
+{{- end -}}
+{{- end -}}

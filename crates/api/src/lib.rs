@@ -15,6 +15,11 @@ pub use spec::*;
 pub use status::*;
 pub use text::*;
 
+/// The operator's finalizer: deleting a key set destroys its keys, whatever the propagation
+/// policy (`--cascade=orphan` would otherwise leave the Secret behind). The chart's admission
+/// policy and the operator's webhook add it to new key sets.
+pub const FINALIZER: &str = "keys.dataminer.services/destroy-keys";
+
 /// The CRD's revision, stamped on it as [`CRD_REVISION_ANNOTATION`]. Raised with every change of
 /// the generated CRD (a test records the schema's hash per revision and fails until it is
 /// raised), so that an operator can tell an installed CRD older than its own and refuse to start

@@ -5,6 +5,7 @@
 //! - [`plan`]: **where rotation, revocation, adoption, trust and drift are decided**.
 //! - [`proof`]: the operator's proof that it wrote a key value, and the proof key's Secret shape.
 //! - [`secret`]: the Secret's shape, written and read back for the plan.
+//! - [`stamp`]: who asked, decided at admission (the operator's webhook applies it).
 //! - [`status`]: the next status, readiness, and the Events and words that report what was
 //!   applied.
 //! - [`fixtures`] (tests, and the `fixtures` feature): the builders the unit tests of `plan`,
@@ -19,4 +20,5 @@ pub mod fixtures;
 pub mod plan;
 pub mod proof;
 pub mod secret;
+pub mod stamp;
 pub mod status;

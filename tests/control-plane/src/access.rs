@@ -115,7 +115,8 @@ impl ControlPlane {
     /// Applies the admission policies the chart at `chart` renders for this cluster (see
     /// [`Options::chart_dir`]); returns `Kind/name` of each.
     pub async fn install_admission_policies(&self, chart: &Path) -> Result<Vec<String>> {
-        policies::install(&self.client().await?, chart).await
+        let client = self.client().await?;
+        policies::install(&client, self.kubeconfig_path(), self.dir.as_deref(), chart).await
     }
 }
 

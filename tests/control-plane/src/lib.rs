@@ -14,9 +14,11 @@ mod certs;
 pub mod kit;
 mod policies;
 mod process;
+pub mod versions;
 
 pub use binaries::{binaries, built_by};
 pub use process::spawn as spawn_supervised;
+pub use versions::{helm_capabilities, kubernetes_version};
 
 use binaries::{free_port, kubeconfig_yaml, spawn_logged, tail};
 
@@ -237,6 +239,9 @@ impl ControlPlane {
             &format!("--etcd-servers={etcd_url}"),
             "--bind-address=127.0.0.1",
             "--advertise-address=127.0.0.1",
+            // Kubernetes 1.37 refuses a loopback address in the `kubernetes` Service's
+            // endpoints; nothing here reaches the API server through that Service.
+            "--endpoint-reconciler-type=none",
             &format!("--secure-port={api_port}"),
             &format!("--cert-dir={}", d("certs")),
             &format!("--tls-cert-file={}", d("apiserver.crt")),

@@ -22,19 +22,13 @@ pub fn as_chart() -> bool {
     std::env::var_os("DMK_TEST_AS_CHART").is_some_and(|v| v == "1")
 }
 
-/// The objects `helm template` renders for `release` in `ns` (Kubernetes 1.36.3), with `args`.
+/// The objects `helm template` renders for `release` in `ns` (for the control plane's Kubernetes
+/// release), with `args`.
 pub fn render(release: &str, ns: &str, args: &[&str]) -> Vec<serde_json::Value> {
     let mut helm = std::process::Command::new(crate::binaries().unwrap().join("helm"));
-    helm.args([
-        "template",
-        release,
-        CHART,
-        "-n",
-        ns,
-        "--kube-version",
-        "1.36.3",
-    ])
-    .args(args);
+    helm.args(["template", release, CHART, "-n", ns])
+        .args(crate::helm_capabilities())
+        .args(args);
     let text = String::from_utf8(super::run_checked(&mut helm, None).stdout).unwrap();
     serde_yaml::Deserializer::from_str(&text)
         .filter_map(|doc| serde_json::Value::deserialize(doc).ok())
@@ -45,7 +39,10 @@ pub fn render(release: &str, ns: &str, args: &[&str]) -> Vec<serde_json::Value> 
 /// The Roles and RoleBindings the chart renders for `release` watching only `ns`.
 pub fn rendered_roles(release: &str, ns: &str) -> Vec<serde_json::Value> {
     let watch = format!("watchNamespaces={{{ns}}}");
-    render(release, ns, &["--set", &watch])
+    // The requester webhook's rules are for the webhook, which these operators do not serve
+    // (tests/requester.rs runs it as the chart's ServiceAccount).
+    let no_webhook = "admissionPolicy.requesterWebhook.enabled=false";
+    render(release, ns, &["--set", &watch, "--set", no_webhook])
         .into_iter()
         .filter(|v| v["kind"] == "Role" || v["kind"] == "RoleBinding")
         .collect()

@@ -1,6 +1,5 @@
-// Pinned build of kube-apiserver, kubectl and kube-controller-manager for tests.
-// k8s.io/kubernetes points its staging modules at ./staging, which a consumer cannot
-// resolve, so every one of them is replaced by its published v0.36.3 tag below.
+// Pinned build of kube-apiserver, kubectl and kube-controller-manager v1.36.3 for tests.
+// Written by ../../pin-kubernetes.sh: the staging modules are replaced by their v0.36.3 tags.
 module dataminer-keys-operator/control-plane/kubernetes
 
 go 1.26.0
