@@ -649,6 +649,17 @@ async fn installed_with_helm_the_operator_roles_and_admission_policy_work() {
                 },
             )
             .await;
+            // The API server picks the new caBundle up within moments: until then it cannot
+            // call the webhook, and a create is refused (the failure policy).
+            let probe: DataMinerKeySet = serde_json::from_value(org_keyset("probe")).unwrap();
+            let dry = kube::api::PostParams {
+                dry_run: true,
+                ..Default::default()
+            };
+            common::eventually(30, "the release's webhook answering", || async {
+                keysets.create(&dry, &probe).await.ok().map(|_| ())
+            })
+            .await;
         }
     }
 

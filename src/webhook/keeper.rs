@@ -137,13 +137,18 @@ impl Keeper {
     ) -> Result<Passed, WebhookError> {
         let issued = certs::issue(&self.hosts, self.lifetime, now)?;
         let bundle = certs::next_bundle(&issued.ca_pem, old_bundle.as_deref(), now);
+        // Serving nothing yet (the first start): serve the new certificate at once, so that it
+        // is there when the API server starts trusting its CA.
+        if !self.serving.is_loaded() {
+            let _ = self.serving.load(&issued.cert_pem, &issued.key_pem);
+        }
         if !self.trust(&bundle).await? {
             return Ok(Passed::Retry);
         }
         let data: BTreeMap<String, ByteString> = [
             (CA_BUNDLE, bundle),
-            (TLS_CERT, issued.cert_pem),
-            (TLS_KEY, issued.key_pem),
+            (TLS_CERT, issued.cert_pem.clone()),
+            (TLS_KEY, issued.key_pem.clone()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), ByteString(v.into_bytes())))
@@ -178,6 +183,8 @@ impl Keeper {
         };
         match written {
             Ok(_) => {
+                // The configuration trusts its CA already: serve it now, not a pass later.
+                let _ = self.serving.load(&issued.cert_pem, &issued.key_pem);
                 tracing::info!(reason, "webhook: certificate rotated");
                 Ok(Passed::Retry)
             }

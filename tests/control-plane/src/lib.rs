@@ -255,6 +255,7 @@ impl ControlPlane {
             "--allow-privileged=true",
             "--profiling=false",
         ]);
+        apiserver.args(versions::apiserver_flags());
         cp.launch("kube-apiserver", apiserver, &dir)?;
 
         let kubeconfig_text = kubeconfig_yaml(api_port, &dir);

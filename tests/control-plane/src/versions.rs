@@ -42,9 +42,39 @@ pub fn minor() -> u32 {
         .expect("a version like v1.37.2")
 }
 
-/// Whether the release serves MutatingAdmissionPolicy v1 (from 1.36, on by default).
+/// With `1`, a release before 1.36 runs with MutatingAdmissionPolicy v1beta1 turned on, as a
+/// provider may have it (`make matrix` runs 1.35 this way too).
+pub const POLICY_BETA_ENV: &str = "DMK_TEST_MUTATING_POLICY_BETA";
+
+fn policy_beta() -> bool {
+    minor() < 36 && std::env::var(POLICY_BETA_ENV).is_ok_and(|v| v == "1")
+}
+
+/// The MutatingAdmissionPolicy version the release serves: `v1` from 1.36 (on by default),
+/// `v1beta1` before that only where turned on, else none.
+pub fn mutating_policy_version() -> Option<&'static str> {
+    match minor() {
+        36.. => Some("v1"),
+        _ if policy_beta() => Some("v1beta1"),
+        _ => None,
+    }
+}
+
+/// Whether the chart records the requester with a MutatingAdmissionPolicy here (else with the
+/// operator's webhook).
 pub fn serves_mutating_policies() -> bool {
-    minor() >= 36
+    mutating_policy_version().is_some()
+}
+
+/// Extra kube-apiserver flags: the beta turned on where asked for.
+pub fn apiserver_flags() -> Vec<String> {
+    match policy_beta() {
+        true => vec![
+            "--runtime-config=admissionregistration.k8s.io/v1beta1=true".into(),
+            "--feature-gates=MutatingAdmissionPolicy=true".into(),
+        ],
+        false => Vec::new(),
+    }
 }
 
 /// The `helm template` flags that stand for what discovery tells `helm install` on this release.
@@ -53,9 +83,11 @@ pub fn helm_capabilities() -> Vec<String> {
         "--kube-version".to_string(),
         kubernetes_version().trim_start_matches('v').to_string(),
     ];
-    if serves_mutating_policies() {
+    if let Some(version) = mutating_policy_version() {
         args.push("--api-versions".into());
-        args.push("admissionregistration.k8s.io/v1/MutatingAdmissionPolicy".into());
+        args.push(format!(
+            "admissionregistration.k8s.io/{version}/MutatingAdmissionPolicy"
+        ));
     }
     args
 }
