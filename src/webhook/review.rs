@@ -138,6 +138,14 @@ mod tests {
                 "metadata": meta, "spec": spec })
     }
 
+    const FINALIZING: Stamping = Stamping {
+        add_finalizer: true,
+    };
+
+    fn unpatched(req: &AdmissionRequest<DynamicObject>) -> bool {
+        answer(req, FINALIZING).patch.is_none()
+    }
+
     fn applied(req: &AdmissionRequest<DynamicObject>, stamping: Stamping) -> Value {
         let response = answer(req, stamping);
         assert!(response.allowed);
@@ -183,16 +191,7 @@ mod tests {
             json!({ "label": "CI" }),
         );
         let req = review("UPDATE", "argocd", stored.clone(), Some(stored));
-        assert!(
-            answer(
-                &req,
-                Stamping {
-                    add_finalizer: true
-                }
-            )
-            .patch
-            .is_none()
-        );
+        assert!(unpatched(&req));
     }
 
     #[test]
@@ -231,28 +230,10 @@ mod tests {
         );
         req.kind.kind = "Secret".into();
         req.kind.group = String::new();
-        assert!(
-            answer(
-                &req,
-                Stamping {
-                    add_finalizer: true
-                }
-            )
-            .patch
-            .is_none()
-        );
+        assert!(unpatched(&req));
         let obj = keyset(json!({ "name": "ci" }), json!({}));
         let req = review("DELETE", "alice", obj.clone(), Some(obj));
-        assert!(
-            answer(
-                &req,
-                Stamping {
-                    add_finalizer: true
-                }
-            )
-            .patch
-            .is_none()
-        );
+        assert!(unpatched(&req));
     }
 
     #[test]
