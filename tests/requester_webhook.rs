@@ -249,11 +249,23 @@ async fn the_webhook_stamps_who_asked_and_rotates_its_certificate_unnoticed() {
         annotation(&raised, PRIMARY_REQUESTED_BY_ANNOTATION),
         Some(format!("{BOB} (revision 1)").as_str())
     );
+    // (The API server loads a new validating policy within moments: dry runs until it does.)
     let forged = json!({ "metadata": { "annotations": { REVOKED_BY_ANNOTATION: ALICE } } });
-    let refused = keysets(&bob, &ns)
-        .patch("first", &PatchParams::default(), &Patch::Merge(&forged))
-        .await
-        .unwrap_err();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let refused = loop {
+        let dry = PatchParams {
+            dry_run: true,
+            ..Default::default()
+        };
+        match keysets(&bob, &ns)
+            .patch("first", &dry, &Patch::Merge(&forged))
+            .await
+        {
+            Err(e) => break e,
+            Ok(_) if Instant::now() > deadline => panic!("a forged name was accepted for 30 s"),
+            Ok(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    };
     assert!(
         matches!(&refused, kube::Error::Api(s) if s.code == 403 && s.message.contains("revoked-by")),
         "{refused}"
@@ -345,4 +357,23 @@ async fn without_a_webhook_only_requests_that_record_something_are_refused() {
     webhook.restart();
     let back = answered(&webhook, || create(&alice, &ns, "while-down")).await;
     assert_eq!(annotation(&back, CREATED_BY_ANNOTATION), Some(ALICE));
+
+    // A hand edit that breaks the CA bundle: the webhook starts again from a new CA instead of
+    // copying garbage into the configuration, and keeps answering.
+    let before = serving_cert(&admin, &ns).await.unwrap();
+    let broken = json!({ "data": { "ca.crt": "bm90IGEgY2VydGlmaWNhdGU=" } });
+    Api::<Secret>::namespaced(admin.clone(), &ns)
+        .patch(TLS_SECRET, &PatchParams::default(), &Patch::Merge(&broken))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while serving_cert(&admin, &ns).await.as_ref() == Some(&before) {
+        assert!(
+            Instant::now() < deadline,
+            "no new certificate after the broken bundle"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let after = answered(&webhook, || create(&alice, &ns, "after-edit")).await;
+    assert_eq!(annotation(&after, CREATED_BY_ANNOTATION), Some(ALICE));
 }

@@ -98,9 +98,15 @@ impl Keeper {
             (Some(cert), Some(key)) => self.serving.load(&cert, &key).is_ok(),
             _ => false,
         };
-        let due = match loads {
-            true => certs::rotation_due(seen, &self.hosts, self.lifetime, now),
-            false => Some("no usable certificate yet"),
+        // A bundle that does not read (a hand edit) would be copied into the configuration and
+        // trust nothing: start again from a new CA rather than serve a broken webhook.
+        let bundle_reads = file(CA_BUNDLE)
+            .and_then(|pem| certs::read_bundle(&pem))
+            .is_some();
+        let due = match (loads, bundle_reads) {
+            (true, true) => certs::rotation_due(seen, &self.hosts, self.lifetime, now),
+            (false, _) => Some("no usable certificate yet"),
+            (true, false) => Some("the CA bundle does not read"),
         };
         if let Some(reason) = due {
             let old_bundle = file(CA_BUNDLE);
