@@ -7,12 +7,14 @@ DEV_STATE := $(CURDIR)/.dev-cluster
 # Where cargo puts binaries (honours CARGO_TARGET_DIR).
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: run test matrix chaos bench control-plane crds static release deny image e2e-kind
+.PHONY: run test matrix chaos bench control-plane node crds static release deny image e2e e2e-kind
 
 ## make test: everything CI checks (format, lint, the dependency policy, CRD in sync, unit and
 ## integration tests on a real kube-apiserver + etcd that is built and cached first, on the
-## newest supported Kubernetes; then the version-sensitive suites on the others: make matrix).
-test: control-plane
+## newest supported Kubernetes; then the version-sensitive suites on the others: make matrix;
+## then the shipped image as Pods on a real node: make e2e). Builds the image first, which
+## tests/release.rs checks.
+test: control-plane node image
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	@# Each library crate alone, with only its own features (the workspace build unifies them).
@@ -30,6 +32,8 @@ test: control-plane
 	$(MAKE) --no-print-directory bench BENCH_PROFILE=debug BENCH_ARGS="--sets 50 --rest-seconds 10 --resync-seconds 5 --check"
 	@# The suites a Kubernetes version can break, on the other supported releases (make matrix).
 	MATRIX_SKIP_DEFAULT=1 bash tests/matrix.sh
+	@# The image as Pods on a real node (needs root, as a kubelet does).
+	$(MAKE) --no-print-directory e2e
 	@awk '/^test result:/ {p+=$$4; f+=$$6; s+=$$8} END {printf "tests: %d passed, %d failed, %d skipped\n", p, f, s}' \
 	  target/test-output.log target/matrix/v*.log
 
@@ -77,6 +81,13 @@ control-plane:
 	@bash tests/control-plane/build-health.sh >/dev/null
 	@bash tests/control-plane/build-krew.sh >/dev/null
 
+## The test node (make e2e, tests/control-plane/tests/node_teardown.rs): kubelet,
+## kube-scheduler, containerd, the CNI plugins and the pause image, built and cached; Debian's
+## runc, buildah and busybox-static installed when missing.
+node:
+	@bash tests/control-plane/install-node-packages.sh
+	@bash tests/control-plane/build-node.sh >/dev/null
+
 ## The dependency policy in deny.toml: licenses, banned crates, sources (cargo-deny, pinned and
 ## cached). Advisories need the network: `cargo deny check advisories` where there is one.
 deny:
@@ -110,22 +121,43 @@ release: control-plane static
 	  --plugin $(TARGET_DIR)/$(STATIC_TARGET)/release/kubectl-dmkeys
 	bash .ci/check-release.sh $(RELEASE_DIR)
 
-## Container image (needs Docker).
-IMAGE ?= dataminer-keys-operator:dev
-image:
-	docker build -t $(IMAGE) .
+## The container image, from the Dockerfile, with no registry: the static operator (make static)
+## on an empty base, written as an OCI archive that tests/release.rs checks and make e2e runs.
+## buildah builds it (our CI; `apt-get install buildah`), else docker.
+## Tagged as the chart's default image (repository and appVersion), so the chart runs it as is.
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
+IMAGE ?= ghcr.io/dataminer-keys-operator/dataminer-keys-operator:$(VERSION)
+IMAGE_ARCHIVE := $(TARGET_DIR)/image/dataminer-keys-operator.oci.tar
+image: static
+	@command -v buildah >/dev/null || command -v docker >/dev/null || \
+	  bash tests/control-plane/install-node-packages.sh buildah
+	bash .ci/build-image.sh --binary $(TARGET_DIR)/$(STATIC_TARGET)/release/dataminer-keys-operator \
+	  --tag $(IMAGE) --out $(IMAGE_ARCHIVE)
 
-## make e2e-kind: the suite on a kind cluster (needs Docker, kind, helm, kubectl; not on our CI).
-## The chart's operator (the image) must become Ready; it watches only its own namespace so it
-## never acts on the suite's key sets, which the suite's own operator processes handle.
+## make e2e: the shipped image as Pods on a real node on this machine (kubelet, containerd and
+## runc; tests/control-plane/src/node), through tests/e2e/scenario.sh: helm install with 2
+## replicas, a key set created, regenerated and revoked through the Pods, the leader's Pod
+## killed, a consumer Pod reading the rotated key. Needs root. The node's teardown is checked.
+CONSUMER_IMAGE := dmk.local/consumer:e2e
+CONSUMER_ARCHIVE := $(TARGET_DIR)/image/consumer.oci.tar
+e2e: image control-plane node
+	bash tests/e2e/consumer-image.sh --tag $(CONSUMER_IMAGE) --out $(CONSUMER_ARCHIVE)
+	$(CARGO) build --quiet -p dmk-control-plane --bin dmk-control-plane
+	@mkdir -p target
+	$(TARGET_DIR)/debug/dmk-control-plane --node --image $(IMAGE_ARCHIVE) --image $(CONSUMER_ARCHIVE) -- \
+	  env E2E_IMAGE=$(IMAGE) E2E_CONSUMER_IMAGE=$(CONSUMER_IMAGE) bash tests/e2e/scenario.sh 2>&1 | tee target/e2e.log
+
+## make e2e-kind: the same scenario on a kind cluster, for machines with a Docker engine (needs
+## Docker, kind, helm, kubectl, busybox-static; not on our CI). Pods reach the API server through
+## the kubernetes Service there, and the scenario signals Pods inside the kind node.
 KIND_CLUSTER ?= dmk-e2e
 e2e-kind: image
+	bash tests/e2e/consumer-image.sh --tag $(CONSUMER_IMAGE) --out $(CONSUMER_ARCHIVE)
 	kind create cluster --name $(KIND_CLUSTER) --kubeconfig $(CURDIR)/.kind-kubeconfig
 	@export KUBECONFIG=$(CURDIR)/.kind-kubeconfig; \
 	trap 'kind delete cluster --name $(KIND_CLUSTER)' EXIT; \
-	kind load docker-image $(IMAGE) --name $(KIND_CLUSTER) && \
-	helm install dmk charts/dataminer-keys-operator -n keys-system --create-namespace \
-	  --set image.repository=$(firstword $(subst :, ,$(IMAGE))) --set image.tag=$(lastword $(subst :, ,$(IMAGE))) \
-	  --set image.pullPolicy=Never --set 'watchNamespaces={keys-system}' --wait --timeout 3m && \
-	DMK_TEST_CLUSTER=kubeconfig $(CARGO) test --workspace || { \
-	  kubectl -n keys-system logs deploy/dmk-dataminer-keys-operator --all-containers --tail=200; exit 1; }
+	kind load image-archive $(IMAGE_ARCHIVE) --name $(KIND_CLUSTER) && \
+	kind load image-archive $(CONSUMER_ARCHIVE) --name $(KIND_CLUSTER) && \
+	E2E_IMAGE=$(IMAGE) E2E_CONSUMER_IMAGE=$(CONSUMER_IMAGE) \
+	E2E_ON_NODE="docker exec -i $(KIND_CLUSTER)-control-plane bash -s --" \
+	  bash tests/e2e/scenario.sh 2>&1 | tee target/e2e-kind.log

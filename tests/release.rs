@@ -557,73 +557,137 @@ fn the_dependency_policy_refuses_openssl_copyleft_and_wildcards() {
 
 // ---- the container image -----------------------------------------------------------------
 
-/// There is no Docker engine here, so the image is not built; what its build stage copies is
-/// checked instead: those paths alone must make a workspace cargo loads with `--locked` (a
-/// workspace member left out broke the image build once), and what the final stage copies
-/// from the context must exist.
+/// Where cargo builds (CARGO_TARGET_DIR or ./target): two levels above a test binary's target.
+fn target_dir() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_dataminer-keys-operator"))
+        .ancestors()
+        .nth(2)
+        .unwrap()
+        .to_path_buf()
+}
+
+fn json_blob(blobs: &Path, digest: &str) -> serde_json::Value {
+    let hex = digest.strip_prefix("sha256:").expect("a sha256 digest");
+    let bytes = std::fs::read(blobs.join(hex)).unwrap();
+    assert_eq!(
+        hex::encode(Sha256::digest(&bytes)),
+        hex,
+        "blob {digest} is intact"
+    );
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+/// The image `make image` builds from the Dockerfile (an OCI archive, which `make test` builds
+/// first and `make e2e` runs on a real node): the static operator that `make static` checked,
+/// byte for byte, and LICENSE, on an empty base; a non-root numeric user; the chart's default
+/// repository and appVersion as its name.
 #[test]
-fn the_dockerfile_copies_a_workspace_cargo_can_build() {
-    let dockerfile = read("Dockerfile");
+fn the_image_is_the_static_operator_on_an_empty_base_as_a_non_root_user() {
+    let archive = target_dir().join("image/dataminer-keys-operator.oci.tar");
+    assert!(
+        archive.exists(),
+        "{} is missing: `make image` builds it (`make test` runs it first)",
+        archive.display()
+    );
     let tmp = tempfile::tempdir().unwrap();
-    let mut copied = Vec::new();
-    for line in dockerfile.lines() {
-        let Some(rest) = line.strip_prefix("COPY ") else {
-            continue;
-        };
-        if rest.starts_with("--from=") {
-            continue;
-        }
-        let words: Vec<&str> = rest.split_whitespace().collect();
-        let (sources, dest) = words.split_at(words.len() - 1);
-        for source in sources {
-            let from = Path::new(ROOT).join(source);
-            assert!(
-                from.exists(),
-                "Dockerfile copies {source}, which does not exist"
-            );
-            copied.push(source.to_string());
-            // Only the build stage's copies (relative destinations, under WORKDIR) form the
-            // workspace; absolute ones go to the runtime image.
-            if dest[0].starts_with('/') {
-                continue;
-            }
-            let to = if dest[0].ends_with('/') || dest[0] == "." || dest[0] == "./" {
-                tmp.path().join(dest[0]).join(from.file_name().unwrap())
-            } else {
-                tmp.path().join(dest[0])
-            };
-            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-            let status = Command::new("cp")
-                .arg("-R")
-                .arg(&from)
-                .arg(&to)
-                .status()
-                .unwrap();
-            assert!(status.success());
-        }
+    let untar = |file: &Path, into: &Path| {
+        std::fs::create_dir_all(into).unwrap();
+        let out = Command::new("tar")
+            .arg("-xf")
+            .arg(file)
+            .arg("-C")
+            .arg(into)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "tar -xf {}: {out:?}", file.display());
+    };
+    let oci = tmp.path().join("oci");
+    untar(&archive, &oci);
+    let blobs = oci.join("blobs/sha256");
+    let index: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(oci.join("index.json")).unwrap()).unwrap();
+    let manifests = index["manifests"].as_array().unwrap();
+    assert_eq!(manifests.len(), 1, "one image: {index}");
+    let values: serde_yaml::Value =
+        serde_yaml::from_str(&read("charts/dataminer-keys-operator/values.yaml")).unwrap();
+    let name = format!(
+        "{}:{VERSION}",
+        values["image"]["repository"].as_str().unwrap()
+    );
+    assert_eq!(
+        manifests[0]["annotations"]["org.opencontainers.image.ref.name"].as_str(),
+        Some(name.as_str())
+    );
+    let manifest = json_blob(&blobs, manifests[0]["digest"].as_str().unwrap());
+    let config = json_blob(&blobs, manifest["config"]["digest"].as_str().unwrap());
+    assert_eq!(config["os"], "linux");
+    assert_eq!(config["architecture"], "amd64");
+    let run = &config["config"];
+    assert_eq!(run["User"], "65532:65532", "{run}");
+    assert_eq!(
+        run["Entrypoint"],
+        serde_json::json!(["/usr/local/bin/dataminer-keys-operator"])
+    );
+    assert_eq!(
+        run["Labels"]["org.opencontainers.image.licenses"],
+        "Apache-2.0"
+    );
+    assert!(run["ExposedPorts"].get("8080/tcp").is_some(), "{run}");
+
+    // Every layer unpacked in order: the image's whole file system.
+    let rootfs = tmp.path().join("rootfs");
+    let layers = manifest["layers"].as_array().unwrap();
+    for layer in layers {
+        let hex = layer["digest"]
+            .as_str()
+            .unwrap()
+            .strip_prefix("sha256:")
+            .unwrap();
+        untar(&blobs.join(hex), &rootfs);
     }
-    for needed in ["Cargo.toml", "Cargo.lock", "src", "LICENSE"] {
-        assert!(
-            copied.iter().any(|c| c == needed),
-            "Dockerfile does not copy {needed}"
-        );
-    }
-    // Every platform's crates in the local cache first (a build fetches only the host's),
-    // so the offline load below depends on the build context alone.
-    let fetched = Command::new(env!("CARGO"))
-        .args(["fetch", "--locked"])
-        .current_dir(ROOT)
-        .status()
+    let out = Command::new("find")
+        .arg(".")
+        .args(["-not", "-type", "d"])
+        .current_dir(&rootfs)
+        .output()
         .unwrap();
-    assert!(fetched.success(), "cargo fetch");
-    let out = Command::new(env!("CARGO"))
-        .args(["metadata", "--locked", "--offline", "--format-version", "1"])
-        .current_dir(tmp.path())
+    let mut files: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        [
+            "./usr/local/bin/dataminer-keys-operator",
+            "./usr/share/doc/dataminer-keys-operator/LICENSE"
+        ],
+        "nothing but the binary and LICENSE: no shell, no libc"
+    );
+    let binary = rootfs.join("usr/local/bin/dataminer-keys-operator");
+    let built = target_dir().join("x86_64-unknown-linux-gnu/release/dataminer-keys-operator");
+    assert_eq!(
+        sha256_hex(&binary),
+        sha256_hex(&built),
+        "the image holds the binary `make static` built and checked"
+    );
+    assert_eq!(
+        std::fs::read(rootfs.join("usr/share/doc/dataminer-keys-operator/LICENSE")).unwrap(),
+        std::fs::read(Path::new(ROOT).join("LICENSE")).unwrap()
+    );
+    let readelf = Command::new("readelf")
+        .arg("-d")
+        .arg(&binary)
         .output()
         .unwrap();
     assert!(
-        out.status.success(),
-        "the Dockerfile's build context is not a loadable workspace:\n{}",
-        String::from_utf8_lossy(&out.stderr)
+        !String::from_utf8_lossy(&readelf.stdout).contains("NEEDED"),
+        "the binary needs no shared library"
+    );
+    let version = Command::new(&binary).arg("--version").output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&version.stdout),
+        format!("dataminer-keys-operator {VERSION}\n")
     );
 }

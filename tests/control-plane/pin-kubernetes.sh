@@ -18,14 +18,15 @@ upstream=$(go mod download -json "k8s.io/kubernetes@$version" | sed -n 's/.*"GoM
 
 mkdir -p "$dir"
 {
-  echo "// Pinned build of kube-apiserver, kubectl and kube-controller-manager $version for tests."
+  echo "// Pinned build of kube-apiserver, kube-controller-manager, kubectl and the test node's kube-scheduler"
+  echo "// and kubelet $version for tests."
   echo "// Written by ../../pin-kubernetes.sh: the staging modules are replaced by their $staging_tag tags."
   echo "module dataminer-keys-operator/control-plane/kubernetes"
   echo
   grep -E '^(go|godebug) ' "$upstream"
   echo
   echo "tool ("
-  for cmd in kube-apiserver kube-controller-manager kubectl; do echo "	k8s.io/kubernetes/cmd/$cmd"; done
+  for cmd in kube-apiserver kube-controller-manager kubectl kube-scheduler kubelet; do echo "	k8s.io/kubernetes/cmd/$cmd"; done
   echo ")"
   echo
   echo "require k8s.io/kubernetes $version"

@@ -35,6 +35,23 @@ impl ControlPlane {
         self.dir.as_deref()
     }
 
+    /// The API server's port on the host's loopback, for a local control plane.
+    pub fn api_port(&self) -> Result<u16> {
+        let server = self
+            .kubeconfig
+            .clusters
+            .first()
+            .and_then(|c| c.cluster.as_ref())
+            .and_then(|c| c.server.clone())
+            .unwrap_or_default();
+        server
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.trim_end_matches('/').parse().ok())
+            .filter(|_| self.dir.is_some())
+            .ok_or_else(|| Error::Kubeconfig(format!("no local API server port in {server:?}")))
+    }
+
     /// Directory holding the kubectl, kube-apiserver, etcd binaries, for a local control plane.
     pub fn bin_dir(&self) -> Option<&Path> {
         self.bin_dir.as_deref()

@@ -67,7 +67,14 @@ pub(crate) fn tail(path: &Path, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
+/// The admin kubeconfig of a local control plane whose PKI is in `dir`.
 pub(crate) fn kubeconfig_yaml(port: u16, dir: &Path) -> String {
+    kubeconfig_for(&format!("https://127.0.0.1:{port}"), dir, "admin")
+}
+
+/// A kubeconfig for `server`, trusting `dir`/ca.crt, with the client identity
+/// `dir`/`<user>.crt` and `.key`.
+pub(crate) fn kubeconfig_for(server: &str, dir: &Path, user: &str) -> String {
     let d = |f: &str| dir.join(f).display().to_string();
     format!(
         "apiVersion: v1
@@ -75,10 +82,10 @@ kind: Config
 clusters:
 - name: dmk-local
   cluster:
-    server: https://127.0.0.1:{port}
+    server: {server}
     certificate-authority: {ca}
 users:
-- name: dmk-admin
+- name: dmk-{user}
   user:
     client-certificate: {cert}
     client-key: {key}
@@ -86,12 +93,12 @@ contexts:
 - name: dmk-local
   context:
     cluster: dmk-local
-    user: dmk-admin
+    user: dmk-{user}
     namespace: default
 current-context: dmk-local
 ",
         ca = d("ca.crt"),
-        cert = d("admin.crt"),
-        key = d("admin.key"),
+        cert = d(&format!("{user}.crt")),
+        key = d(&format!("{user}.key")),
     )
 }

@@ -1,5 +1,6 @@
 //! Throw-away PKI for one control plane: a CA that signs the API server's serving certificate
-//! and the client certificates, plus the service-account signing key.
+//! and the client certificates (the admin's, the test node's kubelet's), plus the
+//! service-account signing key.
 
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
@@ -19,7 +20,7 @@ fn cert_err(what: &'static str) -> impl FnOnce(rcgen::Error) -> Error {
     move |source| Error::Certificate { what, source }
 }
 
-/// Writes `ca.crt`, `apiserver.{crt,key}`, `sa.{key,pub}` into `dir` and returns the admin identity
+/// Writes `ca.crt`, `apiserver.{crt,key}`, `node.{crt,key}`, `sa.{key,pub}` into `dir` and returns the admin identity
 /// (CN `dmk-admin`, O `system:masters`) for the kubeconfig.
 pub fn generate(dir: &Path) -> Result<Pki, Error> {
     let ca_key = KeyPair::generate().map_err(cert_err("CA key"))?;
@@ -41,6 +42,8 @@ pub fn generate(dir: &Path) -> Result<Pki, Error> {
         "127.0.0.1".to_string(),
         "localhost".to_string(),
         "kubernetes.default.svc".to_string(),
+        // The test node's address, where its Pods reach the API server (src/node/).
+        crate::node::NODE_IP.to_string(),
     ])
     .map_err(cert_err("serving certificate"))?;
     serving
@@ -65,11 +68,28 @@ pub fn generate(dir: &Path) -> Result<Pki, Error> {
         .signed_by(&admin_key, &issuer)
         .map_err(cert_err("admin certificate"))?;
 
+    // The test node's kubelet, as the Node authorizer knows it.
+    let node_key = KeyPair::generate().map_err(cert_err("node key"))?;
+    let mut node =
+        CertificateParams::new(Vec::<String>::new()).map_err(cert_err("node certificate"))?;
+    node.distinguished_name.push(
+        DnType::CommonName,
+        format!("system:node:{}", crate::node::NODE_NAME),
+    );
+    node.distinguished_name
+        .push(DnType::OrganizationName, "system:nodes");
+    node.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let node_cert = node
+        .signed_by(&node_key, &issuer)
+        .map_err(cert_err("node certificate"))?;
+
     let sa_key = KeyPair::generate().map_err(cert_err("service-account key"))?;
 
     write(dir, "ca.crt", &ca_cert.pem())?;
     write(dir, "apiserver.crt", &serving_cert.pem())?;
     write(dir, "apiserver.key", &serving_key.serialize_pem())?;
+    write(dir, "node.crt", &node_cert.pem())?;
+    write(dir, "node.key", &node_key.serialize_pem())?;
     write(dir, "sa.key", &sa_key.serialize_pem())?;
     write(dir, "sa.pub", &sa_key.public_key_pem())?;
     Ok(Pki {

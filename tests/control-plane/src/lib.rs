@@ -12,6 +12,7 @@ mod access;
 mod binaries;
 mod certs;
 pub mod kit;
+pub mod node;
 mod policies;
 mod process;
 pub mod versions;
@@ -80,6 +81,8 @@ pub enum Error {
     CrdNotEstablished { name: String, seconds: u64 },
     #[error("{0}")]
     Yaml(String),
+    #[error("test node: {0}")]
+    Node(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -108,6 +111,9 @@ pub struct Options {
     /// Do not start kube-controller-manager (no garbage collection, namespaces never finish
     /// terminating, aggregated ClusterRoles stay empty).
     pub without_controller_manager: bool,
+    /// Run what Pods on a [`node::Node`] need: kube-scheduler, the Deployment, ReplicaSet,
+    /// PodDisruptionBudget and service-account CA controllers, and the Node authorizer.
+    pub node: bool,
 }
 
 /// A running (or attached) control plane.
@@ -247,7 +253,10 @@ impl ControlPlane {
             &format!("--tls-cert-file={}", d("apiserver.crt")),
             &format!("--tls-private-key-file={}", d("apiserver.key")),
             &format!("--client-ca-file={}", d("ca.crt")),
-            "--authorization-mode=RBAC",
+            &format!(
+                "--authorization-mode={}",
+                if opts.node { "Node,RBAC" } else { "RBAC" }
+            ),
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             &format!("--service-account-key-file={}", d("sa.pub")),
             &format!("--service-account-signing-key-file={}", d("sa.key")),
@@ -273,18 +282,43 @@ impl ControlPlane {
         cp.wait_ready(Duration::from_secs(90)).await?;
 
         if !opts.without_controller_manager {
+            let mut controllers =
+                String::from("garbagecollector,namespace,clusterrole-aggregation,serviceaccount");
+            if opts.node {
+                // What a Deployment's Pods need: their ReplicaSet, the kube-root-ca.crt
+                // ConfigMap every service-account token volume mounts, and the node lifecycle
+                // controller, which lifts the not-ready taint a new Node is admitted with.
+                controllers.push_str(
+                    ",deployment,replicaset,disruption,root-ca-cert-publisher,nodelifecycle",
+                );
+            }
             let mut kcm = Command::new(bin_dir.join("kube-controller-manager"));
             kcm.args([
                 &format!("--kubeconfig={}", kubeconfig_path.display()),
                 &format!("--authentication-kubeconfig={}", kubeconfig_path.display()),
                 &format!("--authorization-kubeconfig={}", kubeconfig_path.display()),
-                "--controllers=garbagecollector,namespace,clusterrole-aggregation,serviceaccount",
+                &format!("--controllers={controllers}"),
+                &format!("--root-ca-file={}", d("ca.crt")),
                 "--leader-elect=false",
                 "--bind-address=127.0.0.1",
                 &format!("--secure-port={}", free_port()?),
                 "--profiling=false",
             ]);
             cp.launch("kube-controller-manager", kcm, &dir)?;
+        }
+        if opts.node {
+            let node_bin = binaries::built_by("build-node.sh")?;
+            let mut scheduler = Command::new(node_bin.join("kube-scheduler"));
+            scheduler.args([
+                &format!("--kubeconfig={}", kubeconfig_path.display()),
+                &format!("--authentication-kubeconfig={}", kubeconfig_path.display()),
+                &format!("--authorization-kubeconfig={}", kubeconfig_path.display()),
+                "--leader-elect=false",
+                "--bind-address=127.0.0.1",
+                &format!("--secure-port={}", free_port()?),
+                "--profiling=false",
+            ]);
+            cp.launch("kube-scheduler", scheduler, &dir)?;
         }
 
         if let Some(crds) = &opts.crd_dir {

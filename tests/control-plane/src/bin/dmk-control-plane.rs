@@ -3,19 +3,29 @@
 //! and the chart's admission policies, prints the `export KUBECONFIG=...` line, then runs the
 //! given command against it (or waits) until Ctrl-C / SIGTERM, and stops everything it started.
 //!
-//! Usage: dmk-control-plane [--prefer-kubeconfig] [--state-dir DIR] [--crds DIR] [--chart DIR] [--no-controller-manager] [-- CMD ARGS...]
+//! With `--node`, the control plane also gets a real node (kubelet, containerd, runc; src/node/)
+//! that loads each `--image` archive; the command then also sees `DMK_NODE_API_HOST` and
+//! `DMK_NODE_API_PORT` (where Pods reach the API server), `DMK_NODE_DIR` (its logs) and
+//! `DMK_NODE_CTR` (a `ctr` command line for its containerd). The node's teardown is checked:
+//! anything it leaves on the host fails the run.
+//!
+//! Usage: dmk-control-plane [--prefer-kubeconfig] [--state-dir DIR] [--crds DIR] [--chart DIR] [--no-controller-manager] [--node [--image ARCHIVE]...] [-- CMD ARGS...]
 
-use dmk_control_plane::{ControlPlane, Options};
+use dmk_control_plane::{
+    ControlPlane, Options,
+    node::{API_PORT_IN_NODE, NODE_IP, Node},
+};
 use std::{path::PathBuf, process::ExitCode};
 use tokio::signal::unix::{SignalKind, signal};
 
-const USAGE: &str = "usage: dmk-control-plane [--prefer-kubeconfig] [--state-dir DIR] [--crds DIR] [--chart DIR] [--no-controller-manager] [-- CMD ARGS...]";
+const USAGE: &str = "usage: dmk-control-plane [--prefer-kubeconfig] [--state-dir DIR] [--crds DIR] [--chart DIR] [--no-controller-manager] [--node [--image ARCHIVE]...] [-- CMD ARGS...]";
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let mut opts = Options::default();
     let mut command: Vec<String> = Vec::new();
     let mut prefer_kubeconfig = false;
+    let mut images: Vec<PathBuf> = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -24,6 +34,8 @@ async fn main() -> ExitCode {
             "--chart" => opts.chart_dir = args.next().map(PathBuf::from),
             "--no-controller-manager" => opts.without_controller_manager = true,
             "--prefer-kubeconfig" => prefer_kubeconfig = true,
+            "--node" => opts.node = true,
+            "--image" => images.extend(args.next().map(PathBuf::from)),
             "--" => {
                 command = args.by_ref().collect();
             }
@@ -38,6 +50,10 @@ async fn main() -> ExitCode {
         }
     }
 
+    if opts.node && prefer_kubeconfig {
+        eprintln!("--node starts a local control plane; it cannot join the cluster in KUBECONFIG");
+        return ExitCode::from(2);
+    }
     let cp = match attach(prefer_kubeconfig, &opts).await {
         Some(cp) => cp,
         None => {
@@ -61,6 +77,22 @@ async fn main() -> ExitCode {
         println!("export KUBECONFIG={}", kubeconfig.display());
         println!("export PATH={}:$PATH   # the pinned kubectl", bin.display());
     }
+    let node = if opts.node {
+        eprintln!("[node] starting containerd and kubelet (a cold build compiles them first) ...");
+        match Node::start(&cp, &images).await {
+            Ok(node) => {
+                eprintln!("[node] Ready; logs in {}", node.dir().display());
+                Some(node)
+            }
+            Err(e) => {
+                eprintln!("[node] failed to start: {e}");
+                cp.stop();
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        None
+    };
     if opts.crd_dir.is_some() {
         eprintln!("[control-plane] CRDs installed; try: kubectl apply -f examples/");
     }
@@ -91,6 +123,23 @@ async fn main() -> ExitCode {
         cmd.args(&command[1..]);
         if let Some(kubeconfig) = &kubeconfig {
             cmd.env("KUBECONFIG", kubeconfig);
+        }
+        if let Some(bin) = cp.bin_dir() {
+            let path = std::env::var("PATH").unwrap_or_default();
+            cmd.env("PATH", format!("{}:{path}", bin.display()));
+        }
+        if let Some(node) = &node {
+            cmd.env("DMK_NODE_API_HOST", NODE_IP)
+                .env("DMK_NODE_API_PORT", API_PORT_IN_NODE.to_string())
+                .env("DMK_NODE_DIR", node.dir())
+                .env(
+                    "DMK_NODE_CTR",
+                    format!(
+                        "{} --address {} --namespace k8s.io",
+                        node.bin_dir().join("ctr").display(),
+                        node.containerd_socket().display()
+                    ),
+                );
         }
         let mut child = match cmd.spawn() {
             Ok(child) => child,
@@ -128,6 +177,17 @@ async fn main() -> ExitCode {
             },
         }
     };
+    let mut code = code;
+    if let Some(node) = node {
+        eprintln!("[node] stopping, and checking the host is as it was");
+        match node.stop() {
+            Ok(()) => eprintln!("[node] torn down; the host is as it was"),
+            Err(e) => {
+                eprintln!("[node] {e}");
+                code = ExitCode::FAILURE;
+            }
+        }
+    }
     eprintln!("[control-plane] stopping");
     cp.stop();
     code
