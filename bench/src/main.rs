@@ -10,6 +10,8 @@
 
 mod apiserver;
 mod bare;
+mod handover;
+mod latency;
 mod report;
 mod workload;
 
@@ -38,6 +40,10 @@ pub struct Args {
     /// Workers: the operator's --concurrency, and the bare client's and the creator's.
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
+    /// The bare client's workers when they should differ from --concurrency (to find the
+    /// concurrency that is fastest for each side).
+    #[arg(long)]
+    bare_workers: Option<usize>,
     /// Seconds at rest, after settling, over which every request is counted.
     #[arg(long, default_value_t = 60)]
     rest_seconds: u64,
@@ -58,6 +64,16 @@ pub struct Args {
     /// Give up on a phase after this many seconds.
     #[arg(long, default_value_t = 900)]
     timeout: u64,
+    /// Time to act, after the rest window: regenerates sent one at a time (at most 4/5 of the
+    /// key sets)...
+    #[arg(long, default_value_t = 200)]
+    latency_singles: usize,
+    /// ... with this pause after each one is done, in milliseconds ...
+    #[arg(long, default_value_t = 250)]
+    latency_gap_ms: u64,
+    /// ... then this many sent at once (at most the key sets left).
+    #[arg(long, default_value_t = 50)]
+    latency_burst: usize,
 }
 
 #[tokio::main]
@@ -146,27 +162,15 @@ async fn run(args: Args) -> Result<()> {
         .await
         .map_err(|e| e.to_string())?;
     eprintln!("[bench] bare client: {} key sets in {ns_bare}", args.sets);
-    let bare = bare::run(
-        &client,
-        &ns_bare,
-        args.sets,
-        args.concurrency,
-        &control_plane,
-    )
-    .await?;
+    let bare_workers = args.bare_workers.unwrap_or(args.concurrency);
+    let bare = bare::run(&client, &ns_bare, args.sets, bare_workers, &control_plane).await?;
 
     let ns_op = cp
         .namespace("bench-operator")
         .await
         .map_err(|e| e.to_string())?;
     eprintln!("[bench] operator: {} key sets in {ns_op}", args.sets);
-    let binary = match &args.operator {
-        Some(p) => p.clone(),
-        None => std::env::current_exe()
-            .map_err(|e| e.to_string())?
-            .with_file_name("dataminer-keys-operator"),
-    };
-    let op = start_operator(binary, &kubeconfig, &ns_op, &args).await?;
+    let op = start_operator(op_binary(&args)?, &kubeconfig, &ns_op, &args).await?;
     let names = workload::names(args.sets);
 
     let before = Requests::scrape(&client).await?;
@@ -210,8 +214,42 @@ async fn run(args: Args) -> Result<()> {
     tokio::time::sleep(Duration::from_secs(args.rest_seconds)).await;
     let rest_end = Requests::scrape(&client).await?;
     let reconciles_rest = op.reconciles().await.ok_or(EXITED)?;
+    // The memory figure covers creation, rotation and rest, as before the latency phase existed.
     let peak_rss = op.peak_rss_kib().ok_or(EXITED)?;
+
+    let singles = args.latency_singles.min(args.sets * 4 / 5);
+    let burst = args.latency_burst.min(args.sets - singles);
+    eprintln!("[bench] time to act: {singles} single regenerates, then {burst} at once");
+    let latency = latency::measure(
+        &client,
+        &ns_op,
+        &names,
+        singles,
+        burst,
+        Duration::from_millis(args.latency_gap_ms),
+        timeout,
+    )
+    .await?;
+
     let mut op = op;
+    eprintln!("[bench] restart: SIGTERM, a regenerate while down, start again");
+    let restart =
+        handover::restart(&client, &ns_op, &mut op, args.sets, &names[0], timeout).await?;
+    eprintln!("[bench] failover: the leader SIGKILLed, then SIGTERMed, a standby waiting");
+    let binary = op_binary(&args)?;
+    let mut standbys = 0;
+    let mut new_standby = || {
+        standbys += 1;
+        launch_operator(
+            &binary,
+            &kubeconfig,
+            &ns_op,
+            &args,
+            &format!("standby-{standbys}"),
+        )
+    };
+    let (failover, mut op) =
+        handover::failover(&client, &ns_op, op, &mut new_standby, &names[0], timeout).await?;
     op.stop();
 
     let (create_requests, create_others) = after_create.since(&before).minus(&own).split_operator();
@@ -227,6 +265,7 @@ async fn run(args: Args) -> Result<()> {
         machine: report::machine(),
         sets: args.sets,
         concurrency: args.concurrency,
+        bare_workers,
         finalizer_policy,
         create: Phase {
             operator_seconds: create.as_secs_f64(),
@@ -256,6 +295,9 @@ async fn run(args: Args) -> Result<()> {
         rest_reconciles: reconciles_rest - reconciles_create - reconciles_rotate,
         peak_rss_kib: peak_rss,
         bare_requests_per_set: bare.requests,
+        latency,
+        restart,
+        failover,
     };
     print!("{}", report::table(&results));
     let path = report::write_json(&results, &args.out)?;
@@ -269,6 +311,15 @@ async fn run(args: Args) -> Result<()> {
 
 const EXITED: &str = "the operator exited or stopped answering (see operator.log)";
 
+fn op_binary(args: &Args) -> Result<PathBuf> {
+    match &args.operator {
+        Some(p) => Ok(p.clone()),
+        None => Ok(std::env::current_exe()
+            .map_err(|e| e.to_string())?
+            .with_file_name("dataminer-keys-operator")),
+    }
+}
+
 /// The operator under test, through the test kit's process handle: against the same API
 /// server, watching only the bench's namespace, its metrics on a loopback port, ready (watches
 /// synced, Lease taken) before the clock starts.
@@ -278,14 +329,28 @@ async fn start_operator(
     ns: &str,
     args: &Args,
 ) -> Result<Operator> {
+    std::fs::create_dir_all(&args.out).map_err(|e| e.to_string())?;
+    let op = launch_operator(&binary, kubeconfig, ns, args, "operator");
+    op.wait_ready(60).await?;
+    Ok(op)
+}
+
+/// One operator process (a new identity: its pid), its metrics on a free loopback port, its log
+/// in `<out>/<name>.log`.
+fn launch_operator(
+    binary: &std::path::Path,
+    kubeconfig: &std::path::Path,
+    ns: &str,
+    args: &Args,
+    name: &str,
+) -> Operator {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
-        .map_err(|e| e.to_string())?
-        .port();
-    std::fs::create_dir_all(&args.out).map_err(|e| e.to_string())?;
-    let op = Operator::launch(Launch {
-        binary,
-        log: Some(args.out.join("operator.log")),
+        .map(|a| a.port())
+        .expect("a free loopback port");
+    Operator::launch(Launch {
+        binary: binary.to_path_buf(),
+        log: Some(args.out.join(format!("{name}.log"))),
         args: vec![
             format!("--metrics-address=127.0.0.1:{port}"),
             format!("--concurrency={}", args.concurrency),
@@ -294,7 +359,5 @@ async fn start_operator(
         ],
         kubeconfig: Some(kubeconfig.to_path_buf()),
         ..Launch::new(ns)
-    });
-    op.wait_ready(60).await?;
-    Ok(op)
+    })
 }

@@ -34,6 +34,8 @@ pub struct Results {
     pub machine: String,
     pub sets: usize,
     pub concurrency: usize,
+    /// The bare client's workers (the operator's concurrency unless --bare-workers).
+    pub bare_workers: usize,
     /// New key sets got the operator's finalizer at admission (the chart's policy).
     pub finalizer_policy: bool,
     pub create: Phase,
@@ -50,6 +52,10 @@ pub struct Results {
     pub rest_reconciles: f64,
     pub peak_rss_kib: u64,
     pub bare_requests_per_set: Requests,
+    /// Time to act with the key sets at rest (after the rest window).
+    pub latency: crate::latency::Results,
+    pub restart: crate::handover::Restart,
+    pub failover: crate::handover::Failover,
 }
 
 /// CPU model and count, memory: where the figures came from.
@@ -78,10 +84,11 @@ pub fn table(r: &Results) -> String {
         out.push('\n');
     };
     line(format!(
-        "machine: {}; {} key sets, concurrency {}; finalizer {}",
+        "machine: {}; {} key sets, concurrency {} (bare client: {} workers); finalizer {}",
         r.machine,
         r.sets,
         r.concurrency,
+        r.bare_workers,
         if r.finalizer_policy {
             "added at admission (the chart's policy)"
         } else {
@@ -137,6 +144,33 @@ pub fn table(r: &Results) -> String {
     line(format!(
         "    (and {} requests to resources the operator never uses)",
         r.rest_others.total()
+    ));
+    for (name, l) in [
+        ("single regenerates", &r.latency.singles),
+        ("a burst of regenerates", &r.latency.burst),
+    ] {
+        line(format!(
+            "{name} ({}, at rest): new key in the Secret p50 {:.3}s p99 {:.3}s max {:.3}s; in status p50 {:.3}s p99 {:.3}s max {:.3}s",
+            l.to_secret.count,
+            l.to_secret.p50_seconds,
+            l.to_secret.p99_seconds,
+            l.to_secret.max_seconds,
+            l.to_status.p50_seconds,
+            l.to_status.p99_seconds,
+            l.to_status.max_seconds,
+        ));
+    }
+    line(format!(
+        "restart (SIGTERM, start): settled after {:.2}s (every key set verified {:.2}s, the regenerate sent while down {:.2}s); {:.2} writes and {:.2} reads per key set",
+        r.restart.settled_seconds,
+        r.restart.verified_seconds,
+        r.restart.regenerated_seconds,
+        r.restart.writes_per_set,
+        r.restart.reads_per_set,
+    ));
+    line(format!(
+        "failover (2 replicas): the standby's first action {:.2}s after SIGKILL of the leader, {:.2}s after SIGTERM",
+        r.failover.kill_first_action_seconds, r.failover.term_first_action_seconds,
     ));
     line(format!(
         "operator peak RSS: {:.1} MiB ({:.2} MiB per 1,000 key sets)",
