@@ -91,21 +91,11 @@ pub async fn run(settings: Settings) -> ExitCode {
         return ExitCode::SUCCESS;
     }
 
-    // Standby: healthy and ready, only not acting.
+    // The watches run from here on, on a standby too: a takeover starts from full caches
+    // instead of listing every key set and Secret first. Nothing is reconciled before this
+    // replica may act (controller/takeover.rs).
     let elector = settings.leader_elect.then(|| elector(&settings, &client));
-    let mut since = None;
-    if let Some(elector) = &elector {
-        readiness.enter(Phase::Standby);
-        since = Some(tokio::select! {
-            since = elector.acquire() => since,
-            _ = stop.asked() => return ExitCode::SUCCESS,
-        });
-        tracing::info!(identity = settings.identity, "became leader");
-    }
-
-    // Syncing, then serving.
-    readiness.enter(Phase::Syncing);
-    metrics.set_leader(true);
+    let (allow, may_act) = watch::channel(false);
     let mut ctx = Context::new(
         client,
         metrics.clone(),
@@ -121,11 +111,30 @@ pub async fn run(settings: Settings) -> ExitCode {
         &settings.namespaces,
         settings.concurrency,
         stopping,
+        may_act,
     );
+    let mut run = controllers.run;
+    let run = tokio::spawn(async move { while run.next().await.is_some() {} });
+
+    // Standby: healthy and ready, only not acting.
+    let mut since = None;
+    if let Some(elector) = &elector {
+        readiness.enter(Phase::Standby);
+        since = Some(tokio::select! {
+            since = elector.acquire() => since,
+            _ = stop.asked() => return ExitCode::SUCCESS,
+        });
+        tracing::info!(identity = settings.identity, "became leader");
+    }
+
+    // Syncing (a standby's caches are usually full by now), then serving.
+    readiness.enter(Phase::Syncing);
+    metrics.set_leader(true);
+    let _ = allow.send(true);
     metrics.watch_keys(controllers.stores.clone());
     tokio::spawn(serve_when_synced(controllers.stores, readiness.clone()));
 
-    let drained = drain(controllers.run, stop, readiness.clone());
+    let drained = drain(run, stop, readiness.clone());
     let code = match &elector {
         Some(elector) => tokio::select! {
             _ = drained => ExitCode::SUCCESS,
@@ -226,11 +235,7 @@ async fn serve_when_synced(
 /// Runs the controllers until they end after a stop. Stopped while still syncing: kube holds
 /// every reconcile until its cache is ready, so none is in flight, and its graceful shutdown
 /// would wait for a cache that stopped filling: finish at once instead.
-async fn drain(
-    mut run: futures::stream::BoxStream<'static, ()>,
-    mut stop: Stop,
-    readiness: Readiness,
-) {
+async fn drain(run: tokio::task::JoinHandle<()>, mut stop: Stop, readiness: Readiness) {
     let stopped_syncing = async {
         stop.asked().await;
         let was = readiness.phase();
@@ -240,7 +245,7 @@ async fn drain(
         }
     };
     tokio::select! {
-        _ = async { while run.next().await.is_some() {} } => {}
+        _ = run => {}
         _ = stopped_syncing => tracing::info!("stopped before the watches synced"),
     }
 }

@@ -8,7 +8,6 @@ use common::{
 };
 use dataminer_keys_operator::api::DataMinerKeySet;
 use dmk_control_plane::ControlPlane;
-use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::flowcontrol::v1::{FlowSchema, PriorityLevelConfiguration};
 use kube::Api;
 use kube::api::{DeleteParams, PostParams};
@@ -173,7 +172,13 @@ struct HeldKeySetLists {
 }
 
 impl HeldKeySetLists {
+    /// Lists of key sets in `ns` by ServiceAccounts of `ns`.
     async fn start(cp: &ControlPlane, ns: &str) -> HeldKeySetLists {
+        Self::start_for(cp, ns, ns).await
+    }
+
+    /// Lists of key sets in `ns` by ServiceAccounts of `accounts_ns`.
+    async fn start_for(cp: &ControlPlane, accounts_ns: &str, ns: &str) -> HeldKeySetLists {
         let client = cp.client().await.unwrap();
         let held = HeldKeySetLists {
             levels: Api::all(client.clone()),
@@ -198,7 +203,7 @@ impl HeldKeySetLists {
                 "distinguisherMethod": {"type": "ByUser"},
                 "rules": [{
                     "subjects": [{"kind": "ServiceAccount",
-                        "serviceAccount": {"namespace": ns, "name": "*"}}],
+                        "serviceAccount": {"namespace": accounts_ns, "name": "*"}}],
                     "resourceRules": [{
                         "verbs": ["list", "watch"],
                         "apiGroups": ["keys.dataminer.services"],
@@ -214,8 +219,12 @@ impl HeldKeySetLists {
         held.schemas.create(&pp, &schema).await.unwrap();
         // In effect once a ServiceAccount's list of key sets no longer comes back (the API
         // server applies the configuration asynchronously).
-        let probe: Api<DataMinerKeySet> =
-            Api::namespaced(cp.client_as_service_account(ns, "probe").await.unwrap(), ns);
+        let probe: Api<DataMinerKeySet> = Api::namespaced(
+            cp.client_as_service_account(accounts_ns, "probe")
+                .await
+                .unwrap(),
+            ns,
+        );
         common::eventually(30, "the FlowSchema in effect", || {
             let probe = probe.clone();
             async move {
@@ -309,32 +318,32 @@ async fn a_held_start_up_list_ends_with_a_message() {
 /// A SIGTERM that lands before the watches have synced ends the process at once. kube's
 /// controller holds every reconcile until its cache is ready and, shutting down gracefully,
 /// stops filling that cache: without the operator's own exit for this case it would wait
-/// forever (seen once on a loaded CI machine). The operator passes start-up while another
-/// replica holds the Lease, the key set lists are held from then on, and the Lease is freed:
-/// the operator leads, starts its watches, and its first list waits in the queue.
+/// forever (seen once on a loaded CI machine). The operator watches two namespaces; start-up
+/// lists key sets in the first, and the lists in the second are held, so it leads at once
+/// with a watch whose first list waits in the queue.
 #[tokio::test]
 async fn a_stop_before_the_watches_synced_exits_at_once() {
     let cp = common::control_plane().await;
     let ns = cp.namespace("unsynced").await.unwrap();
-    let client = cp.client().await.unwrap();
+    let second = cp.namespace("unsynced-held").await.unwrap();
     common::chart::grant(cp, "t", &ns, None).await;
-    let leases: Api<Lease> = Api::namespaced(client.clone(), &ns);
-    let now = k8s_openapi::jiff::Timestamp::now();
-    let lease: Lease = serde_json::from_value(json!({
-        "metadata": {"name": "t-dataminer-keys-operator"},
-        "spec": {"holderIdentity": "another-replica", "leaseDurationSeconds": 3600,
-                 "acquireTime": now, "renewTime": now}
-    }))
-    .unwrap();
-    leases.create(&PostParams::default(), &lease).await.unwrap();
-
-    let mut op = common::chart::operator(cp, "t", &ns);
-    op.http_address().await; // past start-up: it serves, as a standby
-    let held = HeldKeySetLists::start(cp, &ns).await;
-    leases
-        .delete("t-dataminer-keys-operator", &DeleteParams::default())
-        .await
-        .unwrap();
+    common::chart::grant(cp, "t", &second, None).await;
+    let held = HeldKeySetLists::start_for(cp, &ns, &second).await;
+    let fullname = "t-dataminer-keys-operator";
+    let sa = format!("system:serviceaccount:{ns}:{fullname}");
+    let groups = format!("system:serviceaccounts,system:serviceaccounts:{ns},system:authenticated");
+    let mut op = Operator::start_with_env(
+        cp,
+        &ns,
+        &[
+            &format!("--lease-name={fullname}"),
+            &format!("--namespace={ns},{second}"),
+        ],
+        &[
+            ("KUBE_RS_DEBUG_IMPERSONATE_USER", &sa),
+            ("KUBE_RS_DEBUG_IMPERSONATE_GROUP", &groups),
+        ],
+    );
     common::eventually(30, "the operator to lead", || async {
         op.logs().contains("became leader").then_some(())
     })

@@ -10,6 +10,7 @@ mod observe;
 mod persist;
 mod reconcile;
 mod resync;
+mod takeover;
 mod tombstones;
 mod write;
 
@@ -161,11 +162,14 @@ pub struct Controllers {
 
 /// Builds the controllers. Secrets are watched only when they carry our managed-by label.
 /// `stopping` resolves when the process is asked to stop: in-flight reconciles finish first.
+/// The watches run as soon as the returned stream is polled; the reconciler gets nothing until
+/// `may_act` turns true (this replica leads, or runs alone) and a cache has listed (takeover.rs).
 pub fn controllers(
     ctx: Arc<Context>,
     namespaces: &Namespaces,
     concurrency: u16,
     stopping: tokio::sync::watch::Receiver<bool>,
+    may_act: tokio::sync::watch::Receiver<bool>,
 ) -> Controllers {
     // Secrets as metadata only: a version to compare, never a value.
     type Apis = (
@@ -197,6 +201,7 @@ pub fn controllers(
     for (namespace, keysets, secrets) in apis {
         // Key sets in a cache of our own, without what the reconciler never reads.
         let (reader, writer) = reflector::store();
+        let gate = takeover::Gate::default();
         let keyset_stream = watcher(keysets, watcher::Config::default().any_semantic())
             .default_backoff()
             .modify(slim)
@@ -209,12 +214,13 @@ pub fn controllers(
                 }
             })
             .reflect(writer)
-            // The cache above takes every event; the reconciler skips our own writes' echoes.
+            // The cache above takes every event; the reconciler skips our own writes' echoes,
+            // and everything before it may act.
             .try_filter({
-                let ctx = ctx.clone();
+                let (ctx, gate) = (ctx.clone(), gate.clone());
                 move |event| {
                     let echo = matches!(event, watcher::Event::Apply(ks) if ctx.index.is_echo(ks));
-                    std::future::ready(!echo)
+                    std::future::ready(gate.is_open() && !echo)
                 }
             })
             .touched_objects();
@@ -228,17 +234,22 @@ pub fn controllers(
                 move |event| versions.apply(event)
             })
             .try_filter({
-                let ctx = ctx.clone();
+                let (ctx, gate) = (ctx.clone(), gate.clone());
                 move |event| {
                     let echo = matches!(event, watcher::Event::Apply(secret) if ctx.index.is_echo_of_secret(secret));
-                    std::future::ready(!echo)
+                    std::future::ready(gate.is_open() && !echo)
                 }
             })
             .touched_objects();
         secret_watches.push(versions);
-        let controller = Controller::for_stream(keyset_stream, reader.clone())
+        let resyncs = resync::walk(reader.clone(), ctx.resync).filter({
+            let gate = gate.clone();
+            move |_| std::future::ready(gate.is_open())
+        });
+        let first = takeover::first_round(reader.clone(), may_act.clone(), gate);
+        let controller = Controller::for_stream(keyset_stream, reader)
             .watches_stream(secret_stream, keysets_of)
-            .reconcile_on(resync::walk(reader, ctx.resync))
+            .reconcile_on(futures::stream::select(first, resyncs))
             .with_config(ControllerConfig::default().concurrency(concurrency))
             .graceful_shutdown_on({
                 let mut stopping = stopping.clone();
