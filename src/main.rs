@@ -1,6 +1,6 @@
 //! The operator process: its flags and logging; the life of the process is in `runtime`.
 
-use std::{net::SocketAddr, process::ExitCode, time::Duration};
+use std::{io::IsTerminal, net::SocketAddr, process::ExitCode, time::Duration};
 
 use clap::{Parser, ValueEnum};
 use tracing_subscriber::EnvFilter;
@@ -94,7 +94,11 @@ struct WebhookArgs {
 
 fn init_logging(args: &Args) {
     let filter = EnvFilter::try_new(&args.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // Colour codes only for a person at a terminal: a file, a pipe or a log collector would
+    // keep them as text.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stdout().is_terminal());
     match args.log_format {
         LogFormat::Json => builder.json().flatten_event(true).init(),
         LogFormat::Text => builder.init(),

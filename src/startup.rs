@@ -61,7 +61,7 @@ pub enum StartupError {
     RandomSource(#[from] crate::keys::RandomSourceError),
     #[error(transparent)]
     Webhook(#[from] crate::webhook::WebhookError),
-    #[error("cannot listen on {address}: {source}")]
+    #[error("cannot listen on {address}: {source}{}", in_use_hint(source))]
     Listen {
         address: std::net::SocketAddr,
         #[source]
@@ -175,5 +175,15 @@ pub async fn load_or_create_proof_key(
             }
         }
         Err(e) => Err(store("creating")(e)),
+    }
+}
+
+/// What to do when the metrics address is taken (often a second `make run` on the same machine).
+fn in_use_hint(source: &std::io::Error) -> &'static str {
+    match source.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            "; another process (a second operator or make run?) uses it: pass another with --metrics-address, for example 127.0.0.1:0 for any free port (make run RUN_ARGS='--metrics-address 127.0.0.1:0')"
+        }
+        _ => "",
     }
 }

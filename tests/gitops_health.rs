@@ -159,6 +159,16 @@ async fn kstatus_and_argocd_read_every_state_the_operator_reports() {
         .args(["-n", &e.ns])
         .env("KUBECONFIG", kubeconfig);
         common::run_checked(&mut wait, None);
+        // `kubectl get` says why a revoked set is Ready: the Reason column.
+        let out = Command::new(dmk_control_plane::binaries().unwrap().join("kubectl"))
+            .args(["get", "dmks", "revoked", "-n", &e.ns])
+            .env("KUBECONFIG", kubeconfig)
+            .output()
+            .unwrap();
+        let table = String::from_utf8_lossy(&out.stdout);
+        let (header, row) = table.split_once('\n').unwrap();
+        let column = header.find("REASON").expect("a REASON column");
+        assert!(row[column..].starts_with("Revoked"), "{table}");
     }
 
     // A spec the operator has not seen yet (it is stopped): in progress for both.

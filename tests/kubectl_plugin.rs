@@ -7,6 +7,7 @@ mod common;
 use common::{
     Env, LABEL,
     plugin::{Plugin, binary as plugin_binary, decode},
+    revisions,
 };
 use k8s_openapi::api::core::v1::Secret;
 use kube::{
@@ -365,7 +366,17 @@ async fn a_request_owned_by_gitops_is_not_overridden() {
     let p = Plugin::new(&e, cp.kubeconfig_path().map(PathBuf::from));
     let (code, _, err) = p.run(&["regenerate", "ks", "primary", "--confirm-label", LABEL]);
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains("change the revision in Git instead"), "{err}");
+    assert!(
+        err.contains("field manager \"argocd-controller\"")
+            && err.contains(
+                "set spec.regenerate.primary.revision to 2 in Git and let Argo CD sync it"
+            ),
+        "{err}"
+    );
+    assert!(
+        !err.contains("--force-conflicts"),
+        "no take-over for GitOps: {err}"
+    );
     assert_eq!(
         common::revisions(&e.keysets.get("ks").await.unwrap()),
         (1, 1)
@@ -529,5 +540,135 @@ async fn the_plugin_trusts_the_operator_not_what_anyone_can_write() {
     assert_eq!(code, 8, "{out}");
     assert!(err.contains("being revoked"), "{err}");
     e.operator.restart();
+    e.finish().await;
+}
+
+/// The README's walk-through: a manifest applied with kubectl (client-side, as `kubectl apply -f`
+/// does) sets a slot; the plugin says so in kubectl's words, `--force-conflicts` takes the slot
+/// over, and the old manifest is then refused rather than turning the revision back.
+#[tokio::test]
+async fn a_slot_set_by_a_kubectl_manifest_is_explained_in_kubectl_words() {
+    let cp = common::control_plane().await;
+    let Some(kubeconfig) = cp.kubeconfig_path() else {
+        return; // kubectl needs the file
+    };
+    let mut e = Env::new(cp, "plugin-kubectl").await;
+    let kubectl = dmk_control_plane::binaries().unwrap().join("kubectl");
+    let dir = tempfile::tempdir().unwrap();
+    let manifest_file = dir.path().join("ks.json");
+    let mut manifest = common::org_keyset("ks");
+    manifest["metadata"]["namespace"] = json!(e.ns);
+    // Revision 1 asks for nothing (keys start at 1): said in Ready and in one Normal Event.
+    manifest["spec"]["regenerate"] = json!({"secondary": {"revision": 1, "confirmLabel": LABEL}});
+    std::fs::write(&manifest_file, manifest.to_string()).unwrap();
+    let kubectl_apply = || {
+        let out = Command::new(&kubectl)
+            .args(["apply", "-f"])
+            .arg(&manifest_file)
+            .env("KUBECONFIG", kubeconfig)
+            .output()
+            .unwrap();
+        decode(out)
+    };
+    let (code, _, err) = kubectl_apply();
+    assert_eq!(code, 0, "{err}");
+    let ks = e.ready("ks").await;
+    let ready = common::condition(&ks, "Ready").unwrap().message.clone();
+    assert!(
+        ready.contains("spec.regenerate.secondary.revision 1 asks for nothing")
+            && ready.contains("set it to 2"),
+        "{ready}"
+    );
+    let note = common::event_note(&e.client, &e.ns, "ks", "RegenerateNotNeeded").await;
+    assert!(note.contains("set it to 2"), "{note}");
+    e.ledger.record(&e.secrets.get("ks-keys").await.unwrap());
+
+    let p = Plugin::new(&e, Some(kubeconfig.to_path_buf()));
+    let (code, _, err) = p.run(&["regenerate", "ks", "secondary", "--confirm-label", LABEL]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("field manager \"kubectl-client-side-apply\"")
+            && err.contains("set spec.regenerate.secondary.revision to 2 in that manifest and run kubectl apply again")
+            && err.contains("--force-conflicts"),
+        "{err}"
+    );
+    assert!(!err.contains("Git"), "{err}");
+    assert_eq!(revisions(&e.keysets.get("ks").await.unwrap()), (1, 1));
+
+    // Taken over: the plugin's request runs.
+    let (code, out, err) = p.run(&[
+        "regenerate",
+        "ks",
+        "secondary",
+        "--confirm-label",
+        LABEL,
+        "--force-conflicts",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("revision 2"), "{out}");
+    e.ledger.record(&e.secrets.get("ks-keys").await.unwrap());
+    // The manifest still says 1: kubectl apply is refused with what to type, nothing changes.
+    let (code, _, err) = kubectl_apply();
+    assert_ne!(code, 0, "{err}");
+    assert!(
+        err.contains("a regenerate revision cannot decrease"),
+        "{err}"
+    );
+    assert_eq!(revisions(&e.keysets.get("ks").await.unwrap()), (1, 2));
+    e.finish().await;
+}
+
+/// A revoked key set is refused before any request is made (exit 8, as `show`), and no
+/// command prints the debug form of an API error.
+#[tokio::test]
+async fn regenerate_on_a_revoked_set_says_so_and_exits_8() {
+    let cp = common::control_plane().await;
+    let mut e = Env::new(cp, "plugin-revoked").await;
+    common::apply(&e.keysets, &common::org_keyset("ks"))
+        .await
+        .unwrap();
+    e.ready("ks").await;
+    e.ledger.record(&e.secrets.get("ks-keys").await.unwrap());
+    let p = Plugin::new(&e, cp.kubeconfig_path().map(PathBuf::from));
+    let (code, _, err) = p.run(&["revoke", "ks", "--confirm-label", LABEL]);
+    assert_eq!(code, 0, "{err}");
+    for slot in ["primary", "secondary"] {
+        let (code, out, err) = p.run(&["regenerate", "ks", slot, "--confirm-label", LABEL]);
+        assert_eq!(code, 8, "{out}{err}");
+        assert!(
+            err.contains("key set ks is revoked: its keys were destroyed"),
+            "{err}"
+        );
+    }
+    // `list` says why it is "Ready": the reason column.
+    let (_, out, _) = p.run(&["list"]);
+    assert!(out.lines().nth(1).unwrap().contains("Revoked"), "{out}");
+    // An API refusal the plugin has no words of its own for: the server's message, no dump.
+    let (code, _, err) = p.run(&[
+        "create",
+        "bad",
+        "--label",
+        "x\u{7}",
+        "--organization",
+        "o",
+        "--permission",
+        "ReadCatalogItems",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    for dump in ["ErrorResponse", "Status {", "ApiError"] {
+        assert!(!err.contains(dump), "{err}");
+    }
+    let (code, _, err) = p.run(&[
+        "create",
+        "ks",
+        "--label",
+        LABEL,
+        "--organization",
+        "o",
+        "--permission",
+        "ReadCatalogItems",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("key set ks already exists"), "{err}");
     e.finish().await;
 }

@@ -135,6 +135,22 @@ async fn an_older_crd_is_refused_until_the_current_one_is_applied() {
     );
 
     apply(dataminer_keys_operator::api::crd()).await;
+    // A metrics address in use (a second `make run`): the error says what to pass instead.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_dataminer-keys-operator"))
+        .args(["--leader-elect=false", "--metrics-address"])
+        .arg(taken.local_addr().unwrap().to_string())
+        .env("KUBECONFIG", cp.kubeconfig_path().unwrap())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("pass another with --metrics-address")
+            && stderr.contains("RUN_ARGS='--metrics-address 127.0.0.1:0'"),
+        "{stderr}"
+    );
+    drop(taken);
     let log = tempfile::NamedTempFile::new().unwrap();
     let mut operator = Command::new(env!("CARGO_BIN_EXE_dataminer-keys-operator"))
         .args(["--metrics-address", "127.0.0.1:0", "--leader-elect=false"])
@@ -154,5 +170,10 @@ async fn an_older_crd_is_refused_until_the_current_one_is_applied() {
     let _ = operator.kill();
     let _ = operator.wait();
     assert!(text.contains("watches synced; ready"), "{text}");
+    // Written to a file, the log carries no terminal colour codes.
+    assert!(
+        !text.contains('\x1b'),
+        "colour codes in a log file: {text:?}"
+    );
     cp.stop();
 }

@@ -5,9 +5,10 @@
 use serde_json::json;
 
 use super::{
-    cli::{ConfirmedArgs, RegenerateArgs},
+    cli::{AdoptArgs, ConfirmedArgs, RegenerateArgs},
     confirm::confirm,
-    failure::{Result, exit, fail},
+    failure::{Failure, Result, exit, fail},
+    keys,
     session::Session,
 };
 use crate::api::{MAX_REVISION, READY, REVOKED, Slot, printable};
@@ -15,6 +16,7 @@ use crate::api::{MAX_REVISION, READY, REVOKED, Slot, printable};
 pub(super) async fn regenerate(session: &Session, args: RegenerateArgs) -> Result<()> {
     let (name, slot) = (args.name, Slot::from(args.slot));
     let ks = session.get(&name).await?;
+    keys::refuse_revoked(&ks, "cannot be regenerated")?;
     let current = ks
         .recorded(slot)
         .cloned()
@@ -39,13 +41,14 @@ pub(super) async fn regenerate(session: &Session, args: RegenerateArgs) -> Resul
     let label = confirm(&ks, args.confirm_label, &action)?;
     let spec =
         json!({ "regenerate": { slot.name(): { "revision": target, "confirmLabel": label } } });
-    session.apply_spec(&name, spec).await.map_err(|e| match e {
-        kube::Error::Api(s) if s.code == 409 => owned_elsewhere(
-            &s.message,
-            &format!("spec.regenerate.{}: change the revision", slot.name()),
-        ),
-        e => session.api_error("requesting the regeneration", Some(&name), e),
-    })?;
+    let field = format!("spec.regenerate.{}.revision", slot.name());
+    session
+        .apply_spec(&name, spec, args.force_conflicts)
+        .await
+        .map_err(|e| match e {
+            kube::Error::Api(s) if s.code == 409 => owned_elsewhere(&s.message, &field, target),
+            e => session.api_error("requesting the regeneration", Some(&name), e),
+        })?;
     if !args.wait.wait {
         println!("Requested {} revision {target} for {name}.", slot.name());
         return Ok(());
@@ -72,7 +75,7 @@ pub(super) async fn revoke(session: &Session, args: ConfirmedArgs) -> Result<()>
     );
     let label = confirm(&ks, args.confirm_label, &action)?;
     session
-        .apply_spec(&name, json!({ "revoke": { "confirmLabel": label } }))
+        .apply_spec(&name, json!({ "revoke": { "confirmLabel": label } }), false)
         .await
         .map_err(|e| session.api_error("requesting the revocation", Some(&name), e))?;
     if !args.wait.wait {
@@ -92,7 +95,9 @@ pub(super) async fn revoke(session: &Session, args: ConfirmedArgs) -> Result<()>
     Ok(())
 }
 
-pub(super) async fn adopt(session: &Session, args: ConfirmedArgs) -> Result<()> {
+pub(super) async fn adopt(session: &Session, args: AdoptArgs) -> Result<()> {
+    let force_conflicts = args.force_conflicts;
+    let args = args.confirmed;
     let name = args.name;
     let ks = session.get(&name).await?;
     let status = ks.status.clone().unwrap_or_default();
@@ -113,11 +118,12 @@ pub(super) async fn adopt(session: &Session, args: ConfirmedArgs) -> Result<()> 
         .apply_spec(
             &name,
             json!({ "adopt": { "request": request, "confirmLabel": label } }),
+            force_conflicts,
         )
         .await
         .map_err(|e| match e {
             kube::Error::Api(s) if s.code == 409 => {
-                owned_elsewhere(&s.message, "spec.adopt: raise the request")
+                owned_elsewhere(&s.message, "spec.adopt.request", request)
             }
             e => session.api_error("requesting the adoption", Some(&name), e),
         })?;
@@ -155,10 +161,101 @@ pub(super) async fn adopt(session: &Session, args: ConfirmedArgs) -> Result<()> 
     Ok(())
 }
 
-/// The refusal of a server-side apply whose field another manager owns.
-fn owned_elsewhere(server: &str, what: &str) -> super::failure::Failure {
+/// The refusal of a server-side apply whose field another field manager owns, in the words
+/// of that manager's world: a manifest applied with kubectl, or Git behind a GitOps tool.
+fn owned_elsewhere(server: &str, field: &str, wanted: i64) -> Failure {
+    let managers = conflicting_managers(server);
+    let shown: Vec<String> = managers.iter().map(|m| format!("\"{m}\"")).collect();
+    let owner = match shown.is_empty() {
+        true => "another field manager".to_string(),
+        false => format!("field manager {}", shown.join(" and ")),
+    };
+    let advice = match managers.first().map(|m| ManagerKind::of(m)) {
+        Some(ManagerKind::GitOps(tool)) => format!(
+            "{tool} applies it from Git: set {field} to {wanted} in Git and let {tool} sync it. Do not take the field over: the next sync would put the old value back, which admission refuses"
+        ),
+        Some(ManagerKind::Kubectl) => format!(
+            "it comes from a manifest you applied with kubectl: set {field} to {wanted} in that manifest and run kubectl apply again. Or add --force-conflicts to take the field over; the manifest then needs {wanted} or more before kubectl applies it again (a lower revision is refused)"
+        ),
+        _ => format!(
+            "set {field} to {wanted} where that manager takes it from, or add --force-conflicts to take the field over"
+        ),
+    };
     fail(
         exit::ERROR,
-        format!("{server}\nAnother manager (for example Argo CD) owns {what} in Git instead."),
+        format!("{field} is owned by {owner}, so the request was not made: {advice}."),
     )
+}
+
+/// Who writes a field, as far as the advice goes.
+enum ManagerKind {
+    Kubectl,
+    GitOps(&'static str),
+    Other,
+}
+
+impl ManagerKind {
+    fn of(manager: &str) -> ManagerKind {
+        match manager {
+            m if m == "kubectl" || m.starts_with("kubectl-") => ManagerKind::Kubectl,
+            m if m.starts_with("argocd") => ManagerKind::GitOps("Argo CD"),
+            "kustomize-controller" | "helm-controller" => ManagerKind::GitOps("Flux"),
+            m if m.starts_with("flux") => ManagerKind::GitOps("Flux"),
+            _ => ManagerKind::Other,
+        }
+    }
+}
+
+/// The field managers a server-side apply conflict names (`conflict with "NAME" using ...`),
+/// printable and in order, without repeats.
+fn conflicting_managers(message: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for part in message.split("with \"").skip(1) {
+        if let Some(end) = part.find('"') {
+            let name = printable(&part[..end]).into_owned();
+            if !out.contains(&name) {
+                out.push(name);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{conflicting_managers, owned_elsewhere};
+
+    #[test]
+    fn the_advice_names_the_world_the_owner_lives_in() {
+        let conflict = |m: &str| {
+            format!(
+                "Apply failed with 1 conflict: conflict with \"{m}\" using keys.dataminer.services/v1alpha1: .spec.regenerate.secondary.revision"
+            )
+        };
+        let field = "spec.regenerate.secondary.revision";
+        let kubectl = owned_elsewhere(&conflict("kubectl-client-side-apply"), field, 3).message;
+        assert!(
+            kubectl.contains("\"kubectl-client-side-apply\""),
+            "{kubectl}"
+        );
+        assert!(kubectl.contains("in that manifest and run kubectl apply again"));
+        assert!(kubectl.contains("--force-conflicts") && !kubectl.contains("Git"));
+        let argo = owned_elsewhere(&conflict("argocd-controller"), field, 3).message;
+        assert!(
+            argo.contains("set spec.regenerate.secondary.revision to 3 in Git"),
+            "{argo}"
+        );
+        assert!(!argo.contains("--force-conflicts"), "{argo}");
+        let flux = owned_elsewhere(&conflict("kustomize-controller"), field, 3).message;
+        assert!(flux.contains("let Flux sync it"), "{flux}");
+        let other = owned_elsewhere(&conflict("auditor"), field, 3).message;
+        assert!(other.contains("\"auditor\"") && other.contains("--force-conflicts"));
+    }
+
+    #[test]
+    fn managers_are_read_from_one_or_several_conflicts_and_escaped() {
+        let two = "Apply failed with 2 conflicts: conflicts with \"kubectl\" using v1:\n- .spec.a\nconflicts with \"x\u{1b}]52\" using v1:\n- .spec.b";
+        assert_eq!(conflicting_managers(two), ["kubectl", "x\\u{1b}]52"]);
+        assert!(conflicting_managers("no names").is_empty());
+    }
 }

@@ -42,19 +42,31 @@ pub(super) async fn create(session: &Session, args: CreateArgs) -> Result<()> {
         },
     );
     ks.metadata.namespace = Some(session.namespace.clone());
+    let output = args.output.map(Output::from);
     if args.dry_run {
         return print_objects(
             std::slice::from_ref(&ks),
             true,
-            args.output.unwrap_or(Output::Yaml),
+            output.unwrap_or(Output::Yaml),
         );
     }
     session.create(&ks).await.map_err(|e| match e {
-        kube::Error::Api(s) if s.code == 422 || s.code == 409 => fail(exit::USAGE, s.message),
+        // What was typed cannot be admitted: the API server's message says what to change.
+        kube::Error::Api(s) if s.code == 422 => fail(exit::USAGE, s.message),
+        kube::Error::Api(s) if s.code == 409 => fail(
+            exit::ERROR,
+            format!(
+                "key set {name} already exists in namespace {}: choose another name, or see it with kubectl dmkeys describe {name}",
+                session.namespace
+            ),
+        ),
         e => session.api_error("creating the key set", Some(&name), e),
     })?;
     if !args.wait.wait {
-        println!("dataminerkeyset/{name} created");
+        match output {
+            Some(o) => print_objects(&[session.get(&name).await?], true, o)?,
+            None => println!("dataminerkeyset/{name} created"),
+        }
         return Ok(());
     }
     let (p, s) = session
@@ -65,6 +77,9 @@ pub(super) async fn create(session: &Session, args: CreateArgs) -> Result<()> {
             ))
         })
         .await?;
+    if let Some(o) = output {
+        return print_objects(&[session.get(&name).await?], true, o);
+    }
     println!(
         "Created key set {name}: primary {} (revision {}), secondary {} (revision {}).",
         p.fingerprint, p.revision, s.fingerprint, s.revision

@@ -8,7 +8,9 @@ use super::{
     render,
     session::Session,
 };
-use crate::api::{READY, Slot};
+use kube::ResourceExt;
+
+use crate::api::{DataMinerKeySet, READY, Slot};
 
 pub(super) async fn show(session: &Session, args: KeyArgs) -> Result<()> {
     println!("{}", read_key(session, &args.name, args.slot.into()).await?);
@@ -35,13 +37,11 @@ pub(super) async fn copy(session: &Session, args: KeyArgs) -> Result<()> {
     Ok(())
 }
 
-/// The key in `slot`, only if it is the one the operator recorded: the key set is not revoked,
-/// the Secret is the one the operator created (uid in status), and the value's fingerprint is
-/// the one in status. Anything else is refused with [`exit::UNTRUSTED`], never printed.
-async fn read_key(session: &Session, name: &str, slot: Slot) -> Result<String> {
-    let ks = session.get(name).await?;
-    let status = ks.status.clone().unwrap_or_default();
-    if status.revoked_at.is_some() {
+/// Refuses a key set that is revoked or being revoked ([`exit::UNTRUSTED`]): its keys are gone
+/// or about to be, so they are neither shown nor replaced. `refused` ends the second message.
+pub(super) fn refuse_revoked(ks: &DataMinerKeySet, refused: &str) -> Result<()> {
+    let name = ks.name_any();
+    if ks.status.as_ref().is_some_and(|s| s.revoked_at.is_some()) {
         return Err(fail(
             exit::UNTRUSTED,
             format!("key set {name} is revoked: its keys were destroyed; create a new key set"),
@@ -51,10 +51,20 @@ async fn read_key(session: &Session, name: &str, slot: Slot) -> Result<String> {
         return Err(fail(
             exit::UNTRUSTED,
             format!(
-                "key set {name} is being revoked (spec.revoke is set): its keys are about to be destroyed and are not shown"
+                "key set {name} is being revoked (spec.revoke is set): its keys are about to be destroyed and {refused}"
             ),
         ));
     }
+    Ok(())
+}
+
+/// The key in `slot`, only if it is the one the operator recorded: the key set is not revoked,
+/// the Secret is the one the operator created (uid in status), and the value's fingerprint is
+/// the one in status. Anything else is refused with [`exit::UNTRUSTED`], never printed.
+async fn read_key(session: &Session, name: &str, slot: Slot) -> Result<String> {
+    let ks = session.get(name).await?;
+    let status = ks.status.clone().unwrap_or_default();
+    refuse_revoked(&ks, "are not shown")?;
     // The operator's word on drift wins over the fingerprint check below: it also checks the
     // proof, which the plugin cannot.
     let ready = status.conditions.iter().find(|c| c.type_ == READY);

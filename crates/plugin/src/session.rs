@@ -102,6 +102,8 @@ impl Session {
             kube::Error::Api(s) if s.code == 403 => {
                 fail(exit::FORBIDDEN, format!("{what}: {}", s.message))
             }
+            // kube's Display of an API error appends its Debug form: the message alone.
+            kube::Error::Api(s) => fail(exit::ERROR, format!("{what}: {}", s.message)),
             _ => fail(exit::ERROR, format!("{what}: {e}")),
         }
     }
@@ -175,12 +177,13 @@ impl Session {
     }
 
     /// Server-side applies `spec` (a part of the spec) to key set `name` under the plugin's own
-    /// field manager.
+    /// field manager; `force` takes fields over from their other managers.
     #[instrument(skip(self, spec), fields(namespace = %self.namespace))]
     pub async fn apply_spec(
         &self,
         name: &str,
         spec: serde_json::Value,
+        force: bool,
     ) -> std::result::Result<(), kube::Error> {
         let patch = json!({
             "apiVersion": DataMinerKeySet::api_version(&()),
@@ -191,7 +194,10 @@ impl Session {
         self.keysets()
             .patch(
                 name,
-                &PatchParams::apply(FIELD_MANAGER),
+                &match force {
+                    true => PatchParams::apply(FIELD_MANAGER).force(),
+                    false => PatchParams::apply(FIELD_MANAGER),
+                },
                 &Patch::Apply(&patch),
             )
             .await

@@ -18,6 +18,7 @@ mod process;
 pub mod versions;
 
 pub use binaries::{binaries, built_by};
+pub use policies::RELEASE as POLICY_RELEASE;
 pub use process::spawn as spawn_supervised;
 pub use versions::{helm_capabilities, kubernetes_version};
 

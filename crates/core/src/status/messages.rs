@@ -137,3 +137,24 @@ fn what_changed(ks: &DataMinerKeySet, change: &Change, applied: &Applied) -> Str
         ),
     }
 }
+
+/// One sentence per regenerate request that asks for nothing: a revision at or below the one
+/// the slot holds (revision 1 is where every key starts; the operator's own revisions can pass
+/// a request, after a recreation or an adoption). A request equal to a revision above 1 is the
+/// normal state after the rotation it asked for, and is not mentioned.
+pub(super) fn idle_requests(ks: &DataMinerKeySet, applied: &Applied) -> Vec<String> {
+    [Slot::Primary, Slot::Secondary]
+        .into_iter()
+        .filter_map(|slot| {
+            let asked = ks.spec.request(slot)?.revision;
+            let held = applied.held(slot)?.revision;
+            (asked < held || asked == 1 && held == 1).then(|| {
+                format!(
+                    "spec.regenerate.{name}.revision {asked} asks for nothing, as the {name} key is at revision {held}: set it to {next} to regenerate that key",
+                    name = slot.name(),
+                    next = held + 1
+                )
+            })
+        })
+        .collect()
+}

@@ -32,8 +32,11 @@ use crate::{
     },
     plan::{Change, Held, Plan, Problem, Slot},
 };
-use messages::{describe, problem_message, regenerated};
+use messages::{describe, idle_requests, problem_message, regenerated};
 use progress::Progress;
+
+/// Joins a note to the Ready message of a set without problems.
+const NOTE: &str = ". Note: ";
 
 /// History entries kept in status, newest first.
 pub const HISTORY_LIMIT: usize = 20;
@@ -98,16 +101,21 @@ fn readiness(ks: &DataMinerKeySet, applied: &Applied) -> (bool, &'static str, St
         return (false, first.reason(), message);
     }
     match applied.held.iter().any(Option::is_some) {
-        true => (
-            true,
-            "KeysReady",
-            format!(
+        true => {
+            let mut message = format!(
                 "Secret {} holds primary key {} and secondary key {}",
                 ks.secret_name(),
                 describe(applied.held(Slot::Primary)),
                 describe(applied.held(Slot::Secondary)),
-            ),
-        ),
+            );
+            // A request that asks for nothing is said here, where every re-sync finds it
+            // unchanged (one Normal Event when it first appears: notices.rs).
+            for idle in idle_requests(ks, applied) {
+                message.push_str(NOTE);
+                message.push_str(&idle);
+            }
+            (true, "KeysReady", message)
+        }
         false => (
             false,
             "KeysPending",
@@ -362,6 +370,52 @@ mod tests {
         let second = next_status(&ks, &applied(&idle, held(1, 1), at(999)));
         assert_eq!(first, second, "no change means no status write");
         assert!(notices(&ks, &applied(&idle, held(1, 1), at(999))).is_empty());
+    }
+
+    #[test]
+    fn a_request_that_asks_for_nothing_is_said_once_and_then_only_in_ready() {
+        use crate::fixtures::{LABEL, with_request};
+        let mut ks = keyset();
+        ks.spec = with_request(ks.spec, Slot::Secondary, 1, LABEL);
+        let created = plan(vec![Change::KeysCreated], vec![]);
+        ks.status = Some(next_status(&ks, &applied(&created, held(1, 1), at(1))));
+        let idle = plan(vec![], vec![]);
+        // Re-applied (a GitOps re-sync): the note stays in Ready, the Event is not repeated.
+        let ready = |ks: &DataMinerKeySet| ks.status.as_ref().unwrap().conditions[0].clone();
+        assert_eq!(ready(&ks).reason, "KeysReady");
+        assert!(
+            ready(&ks)
+                .message
+                .contains("spec.regenerate.secondary.revision 1 asks for nothing")
+                && ready(&ks).message.contains("set it to 2"),
+            "{}",
+            ready(&ks).message
+        );
+        assert!(notices(&ks, &applied(&idle, held(1, 1), at(2))).is_empty());
+        // Appearing on a set already at rest: one Normal Event.
+        let mut quiet = keyset();
+        quiet.status = ks.status.clone();
+        quiet.status.as_mut().unwrap().conditions[0].message = "held".into();
+        quiet.spec = ks.spec.clone();
+        let n = notices(&quiet, &applied(&idle, held(1, 1), at(3)));
+        assert_eq!(
+            (n.len(), n[0].reason, n[0].warning),
+            (1, "RegenerateNotNeeded", false)
+        );
+        // Below the revision held (after a recreation): said. Equal above 1: the normal state.
+        assert!(ready_message(&with(2), held(1, 3)).contains("revision 2 asks for nothing"));
+        assert!(!ready_message(&with(2), held(1, 2)).contains("asks for nothing"));
+        assert!(!ready_message(&with(3), held(1, 2)).contains("asks for nothing"));
+
+        fn with(revision: i64) -> DataMinerKeySet {
+            let mut ks = keyset();
+            ks.spec = with_request(ks.spec, Slot::Secondary, revision, LABEL);
+            ks
+        }
+        fn ready_message(ks: &DataMinerKeySet, held: [Option<Held>; 2]) -> String {
+            let p = plan(vec![], vec![]);
+            readiness(ks, &applied(&p, held, at(4))).2
+        }
     }
 
     #[test]

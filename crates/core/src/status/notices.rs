@@ -1,7 +1,7 @@
 //! The Events a reconcile publishes: one per change, and one per problem that is new.
 
 use super::{
-    Applied,
+    Applied, messages,
     messages::{change_note, problem_message},
 };
 use crate::{
@@ -53,6 +53,19 @@ pub fn notices(ks: &DataMinerKeySet, applied: &Applied) -> Vec<Notice> {
                 reason,
                 action: "Reconcile",
                 note: message,
+            });
+        }
+    }
+    // A request that asks for nothing: one Normal Event when the Ready message first says so.
+    let (_, _, message) = super::readiness(ks, applied);
+    for idle in messages::idle_requests(ks, applied) {
+        let said = old_ready.is_some_and(|c| c.message.contains(&idle));
+        if message.contains(&idle) && !said {
+            out.push(Notice {
+                warning: false,
+                reason: "RegenerateNotNeeded",
+                action: "Reconcile",
+                note: idle,
             });
         }
     }

@@ -15,7 +15,7 @@ use dmk_control_plane::{
     ControlPlane, Options,
     node::{API_PORT_IN_NODE, NODE_IP, Node},
 };
-use std::{path::PathBuf, process::ExitCode};
+use std::{io::IsTerminal, path::PathBuf, process::ExitCode};
 use tokio::signal::unix::{SignalKind, signal};
 
 const USAGE: &str = "usage: dmk-control-plane [--prefer-kubeconfig] [--state-dir DIR] [--crds DIR] [--chart DIR] [--no-controller-manager] [--node [--image ARCHIVE]...] [-- CMD ARGS...]";
@@ -97,7 +97,10 @@ async fn main() -> ExitCode {
         eprintln!("[control-plane] CRDs installed; try: kubectl apply -f examples/");
     }
     if opts.chart_dir.is_some() {
-        eprintln!("[control-plane] the chart's admission policies installed");
+        eprintln!(
+            "[control-plane] the chart's admission policies installed as release \"{}\" (who asked, the Secret metadata deny-list, the finalizer); not the delete guard, which a Helm install adds",
+            dmk_control_plane::POLICY_RELEASE
+        );
     }
     if !command.is_empty() {
         let what = match kubeconfig {
@@ -208,6 +211,17 @@ async fn attach(prefer: bool, opts: &Options) -> Option<ControlPlane> {
         }
     }
     eprintln!("[run] using the cluster in KUBECONFIG={shown}");
+    if opts.chart_dir.is_some() {
+        // Said before it happens: these are cluster-wide and refuse requests when they fail.
+        eprintln!(
+            "[run] installing there: the DataMinerKeySet CRD and the chart's admission policies (release \"{release}\"), cluster-wide, with failurePolicy Fail: a key set request they cannot evaluate is refused. Remove them afterwards with\n  kubectl delete validatingadmissionpolicies,validatingadmissionpolicybindings,mutatingadmissionpolicies,mutatingadmissionpolicybindings,mutatingwebhookconfigurations -l app.kubernetes.io/instance={release}",
+            release = dmk_control_plane::POLICY_RELEASE
+        );
+        if std::io::stdin().is_terminal() {
+            eprintln!("[run] Ctrl-C within 10 s to stop here");
+            tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+        }
+    }
     match ControlPlane::existing(opts).await {
         Ok(cp) => Some(cp),
         Err(e) => {
