@@ -246,7 +246,14 @@ pub fn controllers(
             let gate = gate.clone();
             move |_| std::future::ready(gate.is_open())
         });
-        let first = takeover::first_round(reader.clone(), may_act.clone(), gate);
+        let pace = takeover::Pace {
+            finished: {
+                let metrics = ctx.metrics.clone();
+                move || metrics.reconciles_finished()
+            },
+            window: 4 * u64::from(concurrency.max(1)),
+        };
+        let first = takeover::first_round(reader.clone(), may_act.clone(), gate, pace);
         let controller = Controller::for_stream(keyset_stream, reader)
             .watches_stream(secret_stream, keysets_of)
             .reconcile_on(futures::stream::select(first, resyncs))

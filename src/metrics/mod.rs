@@ -53,6 +53,8 @@ pub struct Metrics {
     write_failures: Family<OperationLabels, Counter>,
     leader: Gauge<i64, AtomicI64>,
     key_age: Arc<key_age::KeyAge>,
+    /// Reconciles finished, whatever their result (paces the first round: takeover.rs).
+    finished: std::sync::atomic::AtomicU64,
 }
 
 impl Default for Metrics {
@@ -102,6 +104,7 @@ impl Default for Metrics {
             keysets,
             write_failures,
             leader,
+            finished: Default::default(),
         }
     }
 }
@@ -114,6 +117,13 @@ impl Metrics {
             })
             .inc();
         self.duration.observe(took.as_secs_f64());
+        self.finished
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Reconciles finished since start-up.
+    pub fn reconciles_finished(&self) -> u64 {
+        self.finished.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn action(&self, action: &str) {
