@@ -113,16 +113,24 @@ pub async fn run(settings: Settings) -> ExitCode {
         stopping,
         may_act,
     );
+    // Polled on this task, not spawned: the reconciles then run where they always did, and
+    // glibc's allocator keeps one arena busy instead of spreading the caches over several (a
+    // spawned stream measured 75 MiB instead of 50 at 10,000 key sets).
     let mut run = controllers.run;
-    let run = tokio::spawn(async move { while run.next().await.is_some() {} });
 
-    // Standby: healthy and ready, only not acting.
+    // Standby: healthy and ready, only not acting; the watches fill the caches meanwhile.
     let mut since = None;
     if let Some(elector) = &elector {
         readiness.enter(Phase::Standby);
-        since = Some(tokio::select! {
-            since = elector.acquire() => since,
-            _ = stop.asked() => return ExitCode::SUCCESS,
+        let acquire = elector.acquire();
+        tokio::pin!(acquire);
+        let mut watching = true;
+        since = Some(loop {
+            tokio::select! {
+                since = &mut acquire => break since,
+                _ = stop.asked() => return ExitCode::SUCCESS,
+                item = run.next(), if watching => watching = item.is_some(),
+            }
         });
         tracing::info!(identity = settings.identity, "became leader");
     }
@@ -235,7 +243,11 @@ async fn serve_when_synced(
 /// Runs the controllers until they end after a stop. Stopped while still syncing: kube holds
 /// every reconcile until its cache is ready, so none is in flight, and its graceful shutdown
 /// would wait for a cache that stopped filling: finish at once instead.
-async fn drain(run: tokio::task::JoinHandle<()>, mut stop: Stop, readiness: Readiness) {
+async fn drain(
+    mut run: futures::stream::BoxStream<'static, ()>,
+    mut stop: Stop,
+    readiness: Readiness,
+) {
     let stopped_syncing = async {
         stop.asked().await;
         let was = readiness.phase();
@@ -245,7 +257,7 @@ async fn drain(run: tokio::task::JoinHandle<()>, mut stop: Stop, readiness: Read
         }
     };
     tokio::select! {
-        _ = run => {}
+        _ = async { while run.next().await.is_some() {} } => {}
         _ = stopped_syncing => tracing::info!("stopped before the watches synced"),
     }
 }
