@@ -175,7 +175,7 @@ fn owned_elsewhere(server: &str, field: &str, wanted: i64) -> Failure {
             "{tool} applies it from Git: set {field} to {wanted} in Git and let {tool} sync it. Do not take the field over: the next sync would put the old value back, which admission refuses"
         ),
         Some(ManagerKind::Kubectl) => format!(
-            "it comes from a manifest you applied with kubectl: set {field} to {wanted} in that manifest and run kubectl apply again. Or add --force-conflicts to take the field over; the manifest then needs {wanted} or more before kubectl applies it again (a lower revision is refused)"
+            "it comes from a manifest you applied with kubectl: set {field} to {wanted} in that manifest and run kubectl apply again. Or add --force-conflicts to take the field over; the manifest then needs {wanted} or more before kubectl applies it again (a lower value is refused)"
         ),
         _ => format!(
             "set {field} to {wanted} where that manager takes it from, or add --force-conflicts to take the field over"
@@ -197,6 +197,7 @@ enum ManagerKind {
 impl ManagerKind {
     fn of(manager: &str) -> ManagerKind {
         match manager {
+            super::FIELD_MANAGER => ManagerKind::Other,
             m if m == "kubectl" || m.starts_with("kubectl-") => ManagerKind::Kubectl,
             m if m.starts_with("argocd") => ManagerKind::GitOps("Argo CD"),
             "kustomize-controller" | "helm-controller" => ManagerKind::GitOps("Flux"),
