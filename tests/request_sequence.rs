@@ -80,6 +80,17 @@ fn stored(body: &Value, resource_version: &str) -> Value {
     secret
 }
 
+/// The resourceVersion the last read of the Secret asked for (`None`: the latest).
+fn read_at(api: &ScriptedApi) -> Option<String> {
+    let query = api
+        .last_query(Method::GET, SECRET)
+        .expect("a read of the Secret");
+    query
+        .split('&')
+        .find_map(|p| p.strip_prefix("resourceVersion="))
+        .map(String::from)
+}
+
 fn not_found() -> (u16, Value) {
     (
         404,
@@ -168,8 +179,9 @@ async fn a_new_set_a_set_at_rest_and_a_rotation() {
     reconcile(&keyset(&recorded, 1), &ctx).await.unwrap();
     api.assert_done();
 
-    // A rotation of the primary to revision 2.
+    // A rotation of the primary to revision 2. Without the watch, the latest version is read.
     let rotated = rotate_primary(&api, &ctx, &created, &recorded).await;
+    assert_eq!(read_at(&api), None);
     assert_eq!(rotated["secondary"], recorded["secondary"], "untouched");
     assert_eq!(
         last_body(&api, Method::POST, EVENTS)["reason"],
@@ -284,22 +296,33 @@ fn watched(secret: &Value) -> watcher::Event<PartialObjectMeta<Secret>> {
     watcher::Event::Apply(meta)
 }
 
-// With the watches (their events fed by hand): the budget. A new set: POST Secret, POST Event,
-// apply status, no GET. At rest, the Secret's watch event of our own write included: not a
-// single request. A rotation: one GET (the value to keep), then the three writes.
-#[tokio::test]
-async fn the_request_budget_with_the_watches() {
-    let api = ScriptedApi::new();
-    let ctx = context(&api);
-    // The Secret watch has listed: no Secret of ours in the namespace.
+/// A new key set reconciled once with the watches listed (no Secret of ours in the namespace):
+/// POST Secret, POST Event, status apply; then the Secret's watch event of that write. Returns
+/// the Secret as stored and the status as written.
+async fn create_watched_set(api: &ScriptedApi, ctx: &Arc<Context>) -> (Value, Value) {
     ctx.follow_secret_watch(&watcher::Event::Init);
     ctx.follow_secret_watch(&watcher::Event::InitDone);
     let new = keyset(&Value::Null, 1);
     api.expect(Method::POST, SECRETS, |b| (201, stored(b, "1")))
         .expect(Method::POST, EVENTS, |b| (201, b.clone()))
         .expect(Method::PATCH, STATUS, status_echo(new.clone()));
-    reconcile(&new, &ctx).await.unwrap();
+    reconcile(&new, ctx).await.unwrap();
     api.assert_done();
+    let created = stored(&last_body(api, Method::POST, SECRETS), "1");
+    let recorded = last_body(api, Method::PATCH, STATUS)["status"].clone();
+    ctx.follow_secret_watch(&watched(&created));
+    (created, recorded)
+}
+
+// With the watches (their events fed by hand): the budget. A new set: POST Secret, POST Event,
+// apply status, no GET. At rest, the Secret's watch event of our own write included: not a
+// single request. A rotation: one GET (the value to keep) of the watched version or newer, then
+// the three writes.
+#[tokio::test]
+async fn the_request_budget_with_the_watches() {
+    let api = ScriptedApi::new();
+    let ctx = context(&api);
+    let (created, recorded) = create_watched_set(&api, &ctx).await;
     assert_eq!(
         api.sequence(),
         [
@@ -308,10 +331,7 @@ async fn the_request_budget_with_the_watches() {
             format!("PATCH {STATUS}")
         ]
     );
-    let created = stored(&last_body(&api, Method::POST, SECRETS), "1");
-    let recorded = last_body(&api, Method::PATCH, STATUS)["status"].clone();
 
-    ctx.follow_secret_watch(&watched(&created));
     let before = api.seen().len();
     for _ in 0..3 {
         reconcile(&keyset(&recorded, 1), &ctx).await.unwrap();
@@ -320,6 +340,36 @@ async fn the_request_budget_with_the_watches() {
     assert_eq!(api.seen().len(), before, "nothing at rest");
 
     rotate_primary(&api, &ctx, &created, &recorded).await;
+    // The read asks for the version the watch holds, or newer: the API server's watch cache
+    // answers it, not etcd.
+    assert_eq!(read_at(&api), Some("1".into()));
+}
+
+// A rotation whose read of the watched version finds this API server's watch cache behind (504,
+// as another replica of the API server may answer): the latest version is read at once, with no
+// error reported, and the rotation goes on.
+#[tokio::test]
+async fn a_watch_cache_behind_is_read_past() {
+    let api = ScriptedApi::new();
+    let ctx = context(&api);
+    let (created, recorded) = create_watched_set(&api, &ctx).await;
+
+    let rotating = keyset(&recorded, 2);
+    let secret = created.clone();
+    let too_large = "Too large resource version: 1, current: 0";
+    api.expect(Method::GET, SECRET, move |_| {
+        (504, status(504, "Timeout", too_large))
+    })
+    .expect(Method::GET, SECRET, move |_| (200, secret.clone()))
+    .expect(Method::PATCH, SECRET, |b| (200, stored(b, "2")))
+    .expect(Method::POST, EVENTS, |b| (201, b.clone()))
+    .expect(Method::PATCH, STATUS, status_echo(rotating.clone()));
+    reconcile(&rotating, &ctx).await.unwrap();
+    api.assert_done();
+    assert_eq!(read_at(&api), None, "the second read asks for the latest");
+    let rotated = last_body(&api, Method::PATCH, STATUS)["status"].clone();
+    assert_eq!(rotated["primary"]["revision"], 2);
+    assert_eq!(ready(&rotated).0, "True");
 }
 
 // A key set being deleted: its Secret read (for its lineage and uid), a dry-run Event asking

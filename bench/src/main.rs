@@ -139,6 +139,7 @@ async fn run(args: Args) -> Result<()> {
         20.min(args.sets),
         args.concurrency,
         &control_plane,
+        timeout,
     )
     .await?;
     let finalizer_policy =
@@ -163,7 +164,15 @@ async fn run(args: Args) -> Result<()> {
         .map_err(|e| e.to_string())?;
     eprintln!("[bench] bare client: {} key sets in {ns_bare}", args.sets);
     let bare_workers = args.bare_workers.unwrap_or(args.concurrency);
-    let bare = bare::run(&client, &ns_bare, args.sets, bare_workers, &control_plane).await?;
+    let bare = bare::run(
+        &client,
+        &ns_bare,
+        args.sets,
+        bare_workers,
+        &control_plane,
+        timeout,
+    )
+    .await?;
 
     let ns_op = cp
         .namespace("bench-operator")
@@ -211,8 +220,10 @@ async fn run(args: Args) -> Result<()> {
     // Settle (the operator's own status writes come back as watch events), then count.
     tokio::time::sleep(Duration::from_secs(5)).await;
     let rest_start = Requests::scrape(&client).await?;
+    let cpu_rest_start = op.cpu_seconds().ok_or(EXITED)?;
     tokio::time::sleep(Duration::from_secs(args.rest_seconds)).await;
     let rest_end = Requests::scrape(&client).await?;
+    let cpu_rest = op.cpu_seconds().ok_or(EXITED)? - cpu_rest_start;
     let reconciles_rest = op.reconciles().await.ok_or(EXITED)?;
     // The memory figure covers creation, rotation and rest, as before the latency phase existed.
     let peak_rss = op.peak_rss_kib().ok_or(EXITED)?;
@@ -293,6 +304,7 @@ async fn run(args: Args) -> Result<()> {
         rest_others,
         background,
         rest_reconciles: reconciles_rest - reconciles_create - reconciles_rotate,
+        rest_operator_cpu_seconds: cpu_rest,
         peak_rss_kib: peak_rss,
         bare_requests_per_set: bare.requests,
         latency,

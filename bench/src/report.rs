@@ -50,6 +50,8 @@ pub struct Results {
     /// leases and endpoints, kube-controller-manager).
     pub background: Requests,
     pub rest_reconciles: f64,
+    /// The operator's CPU over the rest window: the cost of its re-checks.
+    pub rest_operator_cpu_seconds: f64,
     pub peak_rss_kib: u64,
     pub bare_requests_per_set: Requests,
     /// Time to act with the key sets at rest (after the rest window).
@@ -130,13 +132,14 @@ pub fn table(r: &Results) -> String {
         ));
     }
     line(format!(
-        "at rest ({} s, resync every {} s, background of {} requests subtracted): {} requests ({} without Leases), {} reconciles",
+        "at rest ({} s, resync every {} s, background of {} requests subtracted): {} requests ({} without Leases), {} reconciles, {:.1} CPU s",
         r.rest_seconds,
         r.resync_seconds,
         r.background.total(),
         r.rest_requests.total(),
         r.rest_requests.without_leases().total(),
-        r.rest_reconciles
+        r.rest_reconciles,
+        r.rest_operator_cpu_seconds
     ));
     for (k, v) in &r.rest_requests.0 {
         line(format!("    {k:<40} {v:>8}"));

@@ -1,6 +1,8 @@
 //! What both sides are given: N key sets created, then one rotation request each, sent by C
 //! workers. With the operator, the bench waits (on a watch) until every key set reports the
-//! result; the bare client ([`crate::bare`]) does the writes itself.
+//! result; the bare client ([`crate::bare`]) does the writes itself, watched the same way: the
+//! watch's cost to the API server (two events per key set and phase, each a whole key set) and
+//! to the bench's process is the bench's, so both sides carry it.
 
 use std::{
     collections::HashSet,
@@ -137,9 +139,22 @@ pub async fn run_and_wait(
         .buffer_unordered(concurrency)
         .try_for_each(|_| async { Ok(()) });
     own.add(phase.counted_as(), names.len() as f64);
+    observe(&api, names, phase, send, own, timeout).await
+}
+
+/// Runs `send` while watching until every key set in `names` reports `phase` done; the time
+/// from the first request. Both sides are timed through it.
+pub async fn observe(
+    api: &Api<DataMinerKeySet>,
+    names: &[String],
+    phase: Phase,
+    send: impl Future<Output = Result<()>>,
+    own: &mut Requests,
+    timeout: Duration,
+) -> Result<Duration> {
     let revision = phase.primary_revision();
     drive(
-        &api,
+        api,
         names,
         send,
         |ks| ready_with_primary_at(ks, revision),

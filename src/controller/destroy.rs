@@ -17,7 +17,7 @@ use super::{
     calls::{CallError, call, ensure_leading},
     events,
     index::Outcome,
-    observe::observe,
+    observe::{Fresh, observe},
     write::tombstone,
 };
 use crate::{
@@ -29,7 +29,7 @@ use crate::{
 
 pub(super) async fn destroy_keys(ks: &DataMinerKeySet, ctx: &Context) -> Result<Action> {
     let status = ks.status.clone().unwrap_or_default();
-    let observed = observe(ks, ctx, &status).await?;
+    let observed = observe(ks, ctx, &status, Fresh::Latest).await?;
     ctx.index.record(ks, Outcome::Gone);
     // Deleted keys never come back under this name, except when the whole namespace goes: that
     // is what a namespace backup restores (docs/backup.md).

@@ -2,7 +2,7 @@
 //! From the index when it can answer (see [`super::index`]), else by a GET.
 
 use k8s_openapi::api::core::v1::Secret;
-use kube::{Api, ResourceExt};
+use kube::{Api, ResourceExt, api::GetParams};
 
 use super::{
     Context,
@@ -40,28 +40,60 @@ impl Observed {
     }
 }
 
+/// How recent a read of the Secret must be.
+pub(super) enum Fresh {
+    /// The latest (a quorum read, from etcd): nothing known of the Secret, or a write whose
+    /// outcome is unknown.
+    Latest,
+    /// No older than this resourceVersion, the one the Secret watch holds and the index
+    /// verified: the API server answers from its watch cache, for about half the CPU of a
+    /// quorum read (docs/performance.md). A copy older than the Secret cannot come back; a newer
+    /// one is verified like any read, and the write that follows is conditional on it.
+    NotOlderThan(String),
+}
+
 /// Reads the Secret.
 pub(super) async fn observe(
     ks: &DataMinerKeySet,
     ctx: &Context,
     status: &DataMinerKeySetStatus,
+    fresh: Fresh,
 ) -> Result<Observed, ObserveError> {
-    // A direct GET, not a cache: a foreign Secret (not watched) is seen too, and the
-    // resourceVersion is fresh for the optimistic write that may follow.
+    // A direct GET, not our cache: a foreign Secret (not watched) is seen too, the values are
+    // read (the watch holds none), and the resourceVersion is one the API server holds for the
+    // conditional write that may follow.
     let secrets: Api<Secret> =
         Api::namespaced(ctx.client.clone(), &ks.namespace().unwrap_or_default());
     let secret_name = ks.secret_name();
-    let existing = call(secrets.get_opt(&secret_name))
-        .await
-        .map_err(|e| match e {
-            CallError::Api(source) => ObserveError::ReadSecret {
-                secret: secret_name.clone(),
-                source,
-            },
-            CallError::TimedOut => ObserveError::TimedOut {
-                secs: REQUEST_TIMEOUT.as_secs(),
-            },
-        })?;
+    let read = async {
+        match &fresh {
+            Fresh::Latest => secrets.get_opt(&secret_name).await,
+            Fresh::NotOlderThan(version) => {
+                match secrets
+                    .get_with(&secret_name, &GetParams::at(version))
+                    .await
+                {
+                    Ok(secret) => Ok(Some(secret)),
+                    Err(kube::Error::Api(status)) if status.is_not_found() => Ok(None),
+                    // This API server's watch cache did not reach that version in time (another
+                    // replica of it answered our watch): read the latest instead.
+                    Err(kube::Error::Api(status)) if status.code == 504 => {
+                        secrets.get_opt(&secret_name).await
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+        }
+    };
+    let existing = call(read).await.map_err(|e| match e {
+        CallError::Api(source) => ObserveError::ReadSecret {
+            secret: secret_name.clone(),
+            source,
+        },
+        CallError::TimedOut => ObserveError::TimedOut {
+            secs: REQUEST_TIMEOUT.as_secs(),
+        },
+    })?;
     let (mut seen, values) = secret::observe(ks, status, &ctx.proof_key, existing.as_ref());
     // A Secret other than the recorded one, with proven keys of some lineage: adopted only if
     // that lineage was never revoked or deleted. Without a proven lineage the annotated one

@@ -21,14 +21,14 @@ use super::{
     calls::{call, ensure_leading},
     destroy::destroy_keys,
     index::{Gathered, Kept, Outcome},
-    observe::{Observed, observe},
+    observe::{Fresh, Observed, observe},
     persist::persist,
     write::write,
 };
 use crate::{
     api::{DataMinerKeySet, DataMinerKeySetStatus},
     error::{Error, Kind, Operation, PersistError, Result},
-    plan::{self, Plan, PlanInput, SecretSeen},
+    plan::{self, Plan, PlanInput},
     status::{NextCheck, Standing},
 };
 
@@ -74,18 +74,17 @@ fn object_name(ks: &DataMinerKeySet) -> String {
 /// `finalizer` helper, so that those two writes go through the same guard as every other one:
 /// only while leading, bounded in time (issue 21).
 async fn reconcile_once(cached: &Arc<DataMinerKeySet>, ctx: &Context) -> Result<Action> {
-    let known = match ctx.index.gather(cached) {
+    let gathered = match ctx.index.gather(cached) {
         // The cache has not yet delivered our own last status write: planning from it would
         // record a change twice. That write's watch event reconciles again.
         Gathered::Behind => return Ok(Action::await_change()),
-        Gathered::Known(seen) => Some(seen),
-        Gathered::MustRead => None,
+        gathered => gathered,
     };
     let keysets: Api<DataMinerKeySet> =
         Api::namespaced(ctx.client.clone(), &cached.namespace().unwrap_or_default());
     let has_finalizer = cached.finalizers().iter().any(|f| f == FINALIZER);
     match (cached.metadata.deletion_timestamp.is_some(), has_finalizer) {
-        (false, true) => reconcile_keyset(cached, ctx, &keysets, known).await,
+        (false, true) => reconcile_keyset(cached, ctx, &keysets, gathered).await,
         // Its watch event brings the key set back with the finalizer in place.
         (false, false) => {
             let mut finalizers = cached.finalizers().to_vec();
@@ -152,16 +151,24 @@ async fn reconcile_keyset(
     ks: &DataMinerKeySet,
     ctx: &Context,
     keysets: &Api<DataMinerKeySet>,
-    known: Option<SecretSeen>,
+    gathered: Gathered,
 ) -> Result<Action> {
     let status = ks.status.clone().unwrap_or_default();
-    let mut observed = match known {
-        Some(seen) => Observed::known(seen),
-        None => observe(ks, ctx, &status).await?,
+    let mut observed = match gathered {
+        Gathered::Known(seen) => Observed::known(seen),
+        Gathered::ReadWatched(version) => {
+            observe(ks, ctx, &status, Fresh::NotOlderThan(version)).await?
+        }
+        Gathered::MustRead | Gathered::Behind => observe(ks, ctx, &status, Fresh::Latest).await?,
     };
     let mut plan = plan_for(ks, &status, &observed, ctx);
     if observed.from_index && plan.needs_secret_read() {
-        observed = observe(ks, ctx, &status).await?;
+        // The version the index vouched for is the one its watch holds: read it, or newer.
+        let fresh = ctx
+            .index
+            .watched_resource_version(ks)
+            .map_or(Fresh::Latest, Fresh::NotOlderThan);
+        observed = observe(ks, ctx, &status, fresh).await?;
         plan = plan_for(ks, &status, &observed, ctx);
     }
     // An action names who asked: the requester annotations, kept aside by the index, go back on.

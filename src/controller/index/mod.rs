@@ -9,7 +9,8 @@
 //!   set watches.
 //!
 //! A reconcile makes two calls: [`Index::gather`] (what a plan may start from, or that the
-//! Secret must be read, or that the cache is behind our own write) and [`Index::record`] (what
+//! Secret must be read, at the version its watch holds or the latest, or that the cache is
+//! behind our own write) and [`Index::record`] (what
 //! a step learnt). The watch filters ask [`Index::is_echo`] and [`Index::is_echo_of_secret`]
 //! whether an event is the echo of our own write.
 
@@ -62,9 +63,12 @@ pub(super) enum Gathered {
     /// What the Secret is, known without a read: the version last verified for this spec, or
     /// no Secret at all for a new key set.
     Known(SecretSeen),
-    /// Anything else (a new version, one never verified, one that left the cache, a write whose
-    /// outcome is unknown): read the Secret.
+    /// Read the Secret, at the latest version: nothing is known of it (the watches have not
+    /// listed, a recorded Secret left the cache) or a write's outcome is unknown.
     MustRead,
+    /// Read the Secret (a new version, one never verified, a new spec), which its watch holds
+    /// at this resourceVersion: the read may be answered at it or newer.
+    ReadWatched(String),
 }
 
 /// What a step learnt.
@@ -134,6 +138,12 @@ impl Index {
         Some(watches.iter().find_map(|w| w.get(&namespace, &name)))
     }
 
+    /// The resourceVersion of the key set's Secret as its watch last delivered it, if any.
+    pub(super) fn watched_resource_version(&self, ks: &DataMinerKeySet) -> Option<String> {
+        let watched = self.watched_secret(ks)??;
+        Some(watched.resource_version.to_string())
+    }
+
     pub(super) fn gather(&self, ks: &DataMinerKeySet) -> Gathered {
         // Read before the records' lock: each Secret watch has a lock of its own.
         let watched = self.watched_secret(ks);
@@ -162,7 +172,8 @@ impl Index {
             // A new key set. Should a Secret of that name exist all the same (someone else's,
             // not labelled as ours, so not watched), the create is refused and the retry reads.
             (None, None) if recorded.is_none() => Gathered::Known(SecretSeen::Absent),
-            _ => Gathered::MustRead,
+            (Some(watched), _) => Gathered::ReadWatched(watched.resource_version.to_string()),
+            (None, _) => Gathered::MustRead,
         }
     }
 

@@ -97,12 +97,13 @@ fn gather_knows_only_the_secret_version_verified_for_this_spec() {
     );
 
     let index = watching(&[&written]);
-    assert_eq!(index.gather(&ks), Gathered::MustRead, "never verified");
+    let watched = || Gathered::ReadWatched("20".into());
+    assert_eq!(index.gather(&ks), watched(), "never verified");
     index.record(&ks, Outcome::Secret(Some(&written), &clean_view("uid-1")));
     assert_eq!(index.gather(&ks), Gathered::Known(clean_view("uid-1")));
     let mut respecified = ks.clone();
     respecified.metadata.generation = Some(ks.metadata.generation.unwrap_or(0) + 1);
-    assert_eq!(index.gather(&respecified), Gathered::MustRead, "a new spec");
+    assert_eq!(index.gather(&respecified), watched(), "a new spec");
 
     index.record(&ks, Outcome::SecretUnknown);
     assert_eq!(

@@ -27,6 +27,8 @@ pub type Seen = (Method, String, Value);
 pub struct ScriptedApi {
     steps: Arc<Mutex<VecDeque<Step>>>,
     seen: Arc<Mutex<Vec<Seen>>>,
+    /// The query string of each request in `seen`, in the same order (empty when none).
+    queries: Arc<Mutex<Vec<String>>>,
     unexpected: Arc<Mutex<Vec<String>>>,
 }
 
@@ -64,12 +66,14 @@ impl ScriptedApi {
     async fn answer(&self, req: Request<Body>) -> Response<Body> {
         let method = req.method().clone();
         let path = req.uri().path().to_string();
+        let query = req.uri().query().unwrap_or_default().to_string();
         let bytes = req.into_body().collect_bytes().await.unwrap_or_default();
         let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         self.seen
             .lock()
             .unwrap()
             .push((method.clone(), path.clone(), body.clone()));
+        self.queries.lock().unwrap().push(query);
         let next = {
             let mut steps = self.steps.lock().unwrap();
             match steps.front() {
@@ -97,6 +101,17 @@ impl ScriptedApi {
     /// Every request so far, in order.
     pub fn seen(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()
+    }
+
+    /// The query string of the last `method path` request (empty when it had none).
+    pub fn last_query(&self, method: Method, path: &str) -> Option<String> {
+        let seen = self.seen.lock().unwrap();
+        let queries = self.queries.lock().unwrap();
+        seen.iter()
+            .zip(queries.iter())
+            .rev()
+            .find(|((m, p, _), _)| *m == method && p == path)
+            .map(|(_, q)| q.clone())
     }
 
     /// `METHOD path` of every request so far, in order.
