@@ -10,9 +10,9 @@
 //!
 //! A reconcile makes two calls: [`Index::gather`] (what a plan may start from, or that the
 //! Secret must be read, at the version its watch holds or the latest, or that the cache is
-//! behind our own write) and [`Index::record`] (what
-//! a step learnt). The watch filters ask [`Index::is_echo`] and [`Index::is_echo_of_secret`]
-//! whether an event is the echo of our own write.
+//! behind our own write) and [`Index::record`] (what a step learnt). The watch filters ask
+//! [`Index::is_echo`] and [`Index::is_echo_of_secret`] whether an event is the echo of our own
+//! write.
 
 mod echo;
 mod follower;
